@@ -33,8 +33,7 @@ def as_numpy_rng(random_state=None) -> np.random.Generator:
             raise ConfigError(f"random_state must be a non-negative integer, got {random_state}")
         return np.random.default_rng(int(random_state))
     raise ConfigError(
-        "random_state must be None, an int or a numpy Generator, "
-        f"got {type(random_state).__name__}"
+        f"random_state must be None, an int or a numpy Generator, got {type(random_state).__name__}"
     )
 
 
@@ -64,7 +63,11 @@ def resolve_device(device="cpu"):
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}") from exc
+        raise ConfigError(
+            f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}"
+        ) from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={device!r} was asked for but CUDA is not available; use device='cpu'")
+        raise ConfigError(
+            f"device={device!r} was asked for but CUDA is not available; use device='cpu'"
+        )
     return dev

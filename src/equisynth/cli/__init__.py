@@ -1,0 +1,1 @@
+"""cli layer of equisynth (see docs/architecture.md)."""

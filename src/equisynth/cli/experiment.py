@@ -1,0 +1,169 @@
+"""``equisynth experiment mcrage``: the MCRAGE paper's experiment over many seeds.
+
+Register on the main app with :func:`register`. The module also holds the small
+helpers shared by ``evaluate`` and ``demo`` (error mapping, arm parsing, the table
+printed at the end).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from equisynth.exceptions import ConfigError, EquisynthError
+
+__all__ = ["mcrage_command", "register"]
+
+DEFAULT_N_ITER = 1000
+
+
+def handle_errors(func: Callable) -> Callable:
+    """Turn an :class:`EquisynthError` into ``error: <message>`` on stderr and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except EquisynthError as exc:
+            message = " ".join(str(exc).split())
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(code=2) from None
+
+    return wrapper
+
+
+def parse_arms(values: Sequence[str] | None, allowed: Sequence[str]) -> list[str]:
+    """Arms from repeated and/or comma-separated ``--arms`` values; all arms when none given."""
+    if not values:
+        return list(allowed)
+    arms = [a.strip() for v in values for a in v.split(",") if a.strip()]
+    bad = [a for a in arms if a not in allowed]
+    if bad or not arms:
+        raise ConfigError(
+            f"unknown --arms value(s) {bad}; choose from {', '.join(allowed)} "
+            "(comma-separated or repeated)"
+        )
+    return list(dict.fromkeys(arms))
+
+
+def configure_logging(verbose: bool) -> None:
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+def format_table(results, metrics: Sequence[str] = ("f1", "roc_auc", "worst_group_tpr")) -> str:
+    """Mean ± sd over seeds of a few overall metrics, one line per arm (for the terminal)."""
+    overall = results[results["group"] == "all"]
+    present = [m for m in metrics if m in set(overall["metric"])]
+    if not present:
+        present = sorted(set(overall["metric"]))[:4]
+    arms = list(dict.fromkeys(overall["arm"]))
+    width = max(len("arm"), *(len(a) for a in arms))
+    lines = ["  ".join([f"{'arm':<{width}}", *(f"{m:>17}" for m in present)])]
+    for arm in arms:
+        cells = []
+        for metric in present:
+            v = overall[(overall["arm"] == arm) & (overall["metric"] == metric)]["value"]
+            sd = v.std(ddof=1) if len(v) > 1 else 0.0
+            cells.append(f"{v.mean():>8.3f} ± {sd:<6.3f}")
+        lines.append("  ".join([f"{arm:<{width}}", *cells]))
+    return "\n".join(lines)
+
+
+def finish(result, out: Path, *, overwrite: bool, plots: bool, title: str, protocol) -> None:
+    """Write the outputs and print the table and where they are."""
+    from equisynth.evaluation.runner import write_experiment
+
+    paths = write_experiment(
+        result, out, overwrite=overwrite, plots=plots, title=title, protocol=protocol
+    )
+    n_seeds = result.results["seed"].nunique()
+    typer.echo(f"{title}: {n_seeds} seed(s), {result.wall_seconds:.1f} s")
+    typer.echo(format_table(result.results))
+    typer.echo(
+        f"wrote {len(paths)} file(s) to {out}: " + ", ".join(sorted(p.name for p in paths.values()))
+    )
+
+
+@handle_errors
+def mcrage_command(
+    data: Annotated[
+        Path, typer.Option("--data", help="patient_treatment.csv (the MCRAGE paper's table)")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output directory")],
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Number of seeds")] = 10,
+    arms: Annotated[
+        list[str] | None,
+        typer.Option("--arms", help="Arms to run (comma-separated or repeated); default all"),
+    ] = None,
+    classifier: Annotated[str, typer.Option("--classifier", help="rf, lr or hgb")] = "rf",
+    jobs: Annotated[int, typer.Option("--jobs", help="Parallel seeds (-1: all cores)")] = 1,
+    n_iter: Annotated[int, typer.Option("--n-iter", min=1, help="Generator training steps")] = (
+        DEFAULT_N_ITER
+    ),
+    eval_every: Annotated[
+        int, typer.Option("--eval-every", min=1, help="Steps between checkpoint evaluations")
+    ] = 250,
+    model_selection: Annotated[
+        bool,
+        typer.Option(help="Select the generator checkpoint by validation F1 (never the test set)"),
+    ] = True,
+    search: Annotated[
+        list[float] | None,
+        typer.Option("--search-guidance", help="Guidance scales to search (repeat the option)"),
+    ] = None,
+    include_sensitive: Annotated[
+        bool, typer.Option(help="Use the sensitive attribute as a model input (all arms)")
+    ] = True,
+    generator: Annotated[
+        str, typer.Option("--generator", help="diffusion, or empirical (a fast test double)")
+    ] = "diffusion",
+    keep_fraction: Annotated[float, typer.Option(help="Share of female training rows kept")] = 0.1,
+    plots: Annotated[bool, typer.Option(help="Write plots")] = True,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing --out")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run the MCRAGE paper's experiment (balanced control, 10% female, six arms) over seeds."""
+    from equisynth.evaluation.datasets import load_patient_treatment
+    from equisynth.evaluation.protocols import MCRAGE_ARMS, MCRAGEProtocol
+    from equisynth.evaluation.runner import run_experiment
+
+    configure_logging(verbose)
+    arm_list = parse_arms(arms, MCRAGE_ARMS)
+    ds = load_patient_treatment(data)
+    protocol = MCRAGEProtocol(
+        data=ds.frame,
+        target=ds.target,
+        positive=ds.positive,
+        sensitive=list(ds.sensitive),
+        arms=arm_list,
+        classifier=classifier,
+        include_sensitive=include_sensitive,
+        generator=generator,
+        generator_params={"n_iter": n_iter},
+        model_selection=model_selection,
+        eval_every=eval_every,
+        param_grid=[{"guidance_scale": g} for g in search] if search else None,
+        search_budget=len(search) if search else 1,
+        keep_fraction=keep_fraction,
+    )
+    result = run_experiment(protocol, seeds=seeds, n_jobs=jobs, verbose=verbose)
+    finish(
+        result, out, overwrite=overwrite, plots=plots, title="MCRAGE experiment", protocol=protocol
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``experiment`` command group (with ``mcrage``) to ``app``."""
+    group = typer.Typer(
+        help="Reproduce published experiments over many seeds.", no_args_is_help=True
+    )
+    group.command("mcrage")(mcrage_command)
+    app.add_typer(group, name="experiment")

@@ -1,0 +1,130 @@
+"""``equisynth rebalance``: add synthetic rows for under-represented strata of a table."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Literal
+
+import pandas as pd
+import typer
+
+from equisynth.cli._common import (
+    check_columns,
+    handle_errors,
+    parse_strategy,
+    setup_logging,
+    stratum_summary,
+)
+from equisynth.io import read_table, table_format, write_table
+
+__all__ = ["rebalance_command", "register", "run_rebalance"]
+
+logger = logging.getLogger(__name__)
+
+
+def run_rebalance(
+    df: pd.DataFrame,
+    *,
+    target: str,
+    sensitive: list[str],
+    method: Literal["mcrage", "smote", "random"] = "mcrage",
+    strategy: str | float = "auto",
+    seed: int | None = None,
+    n_iter: int = 3000,
+    device: str = "cpu",
+    verbose: bool = True,
+) -> pd.DataFrame:
+    """Input rows unchanged and first, then synthetic rows, with a boolean ``is_synthetic``."""
+    from equisynth.resampling import make_resampler, validate_resampling_input
+
+    X = df.drop(columns=[target])
+    validate_resampling_input(X, df[target], sensitive, target_name=target)
+    kwargs: dict = {
+        "sensitive_features": sensitive,
+        "sampling_strategy": strategy,
+        "random_state": seed,
+    }
+    if method == "mcrage":
+        from equisynth.generators.tabular import TabularDiffusionGenerator
+
+        kwargs["generator"] = TabularDiffusionGenerator(
+            n_iter=n_iter, device=device, random_state=seed, verbose=verbose
+        )
+        kwargs["verbose"] = verbose
+    sampler = make_resampler(method, **kwargs)
+    X_res, y_res = sampler.fit_resample(X, df[target])
+    mask = pd.Series(sampler.synthetic_mask_, index=X_res.index).to_numpy(dtype=bool)
+    synth = X_res.loc[mask].copy()
+    synth[target] = pd.Series(y_res).to_numpy()[mask]
+    synth = synth[list(df.columns)].astype(df.dtypes.to_dict(), errors="ignore")
+    real = df.copy()
+    real["is_synthetic"] = False
+    synth["is_synthetic"] = True
+    return pd.concat([real, synth], ignore_index=True)
+
+
+@handle_errors
+def rebalance_command(
+    input: Annotated[Path, typer.Argument(help="Input table (.csv, .csv.gz, .tsv, .parquet)")],
+    target: Annotated[str, typer.Option("--target", help="Outcome column")],
+    sensitive: Annotated[
+        list[str], typer.Option("--sensitive", help="Sensitive column (repeat for several)")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output table (.csv or .parquet)")],
+    method: Annotated[
+        str, typer.Option("--method", help="mcrage (diffusion), smote or random")
+    ] = "mcrage",
+    strategy: Annotated[
+        str, typer.Option("--strategy", help="auto, equalize-groups or a ratio in (0, 1]")
+    ] = "auto",
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed")] = None,
+    n_iter: Annotated[int, typer.Option("--n-iter", min=1, help="Generator training steps")] = 3000,
+    numeric: Annotated[
+        list[str] | None,
+        typer.Option("--numeric", help="Column that must be numeric (text in it is an error)"),
+    ] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda")] = "cpu",
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing output")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bars or summary")
+    ] = False,
+) -> None:
+    """Write all input rows, then synthetic rows, with a boolean column is_synthetic."""
+    setup_logging(quiet)
+    if method not in ("mcrage", "smote", "random"):
+        raise typer.BadParameter(
+            f"expected mcrage, smote or random, got {method!r}", param_hint="--method"
+        )
+    if device not in ("cpu", "cuda"):
+        raise typer.BadParameter(f"expected cpu or cuda, got {device!r}", param_hint="--device")
+    table_format(out)
+    if out.exists() and not overwrite:
+        from equisynth.exceptions import OutputExistsError
+
+        raise OutputExistsError(f"output '{out}' exists; pass --overwrite or choose another path")
+    strat = parse_strategy(strategy)
+    df = read_table(input)
+    check_columns(df, target=target, sensitive=sensitive, numeric=numeric or [], source=str(input))
+    result = run_rebalance(
+        df,
+        target=target,
+        sensitive=list(sensitive),
+        method=method,
+        strategy=strat,
+        seed=seed,
+        n_iter=n_iter,
+        device=device,
+        verbose=not quiet,
+    )
+    write_table(result, out, overwrite=overwrite)
+    if not quiet:
+        synth = result[result["is_synthetic"]]
+        typer.echo(stratum_summary(df, synth, [target, *sensitive]), err=True)
+        typer.echo(f"wrote {len(df)} real + {len(synth)} synthetic rows to {out}", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("rebalance")(rebalance_command)

@@ -1,0 +1,1 @@
+"""fairness layer of equisynth (see docs/architecture.md)."""

@@ -1,0 +1,133 @@
+"""Model directories: ``config.json`` (with a format version and a weights checksum) + safetensors.
+
+No pickle anywhere: the config is JSON, tensors and arrays are safetensors files,
+which hold raw buffers only, so loading a model never executes code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from equisynth import __version__
+from equisynth.exceptions import ModelFileError, OutputExistsError
+
+__all__ = ["read_model_dir", "write_model_dir"]
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+ARRAYS_FILE = "arrays.safetensors"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_model_dir(
+    path,
+    *,
+    kind: str,
+    format_version: int,
+    config: dict,
+    tensors: dict,
+    arrays: dict[str, np.ndarray] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a model directory atomically (build in a sibling temp dir, then rename)."""
+    from safetensors.numpy import save_file as save_numpy
+    from safetensors.torch import save_file as save_torch
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(
+            f"{path} exists; pass overwrite=True (CLI: --overwrite) or choose another path"
+        )
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputExistsError(f"cannot save the model: directory {parent} does not exist")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent))
+    try:
+        save_torch(tensors, str(tmp / WEIGHTS_FILE))
+        files = {WEIGHTS_FILE: _sha256(tmp / WEIGHTS_FILE)}
+        if arrays:
+            save_numpy(
+                {k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp / ARRAYS_FILE)
+            )
+            files[ARRAYS_FILE] = _sha256(tmp / ARRAYS_FILE)
+        document = {
+            "format": "equisynth-model",
+            "kind": kind,
+            "format_version": format_version,
+            "equisynth_version": __version__,
+            "sha256": files,
+            "config": config,
+        }
+        with open(tmp / CONFIG_FILE, "w", encoding="utf-8") as fh:
+            json.dump(document, fh, indent=1, allow_nan=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if path.exists():
+            backup = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=parent))
+            os.replace(path, backup / "old")
+            os.replace(tmp, path)
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def read_model_dir(path, *, kind: str, format_version: int):
+    """Read and verify a model directory; returns ``(config, tensors, arrays)``.
+
+    Refuses (with :class:`ModelFileError`) a missing directory, another format
+    version or kind, and files whose SHA-256 does not match the one recorded.
+    """
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file as load_numpy
+    from safetensors.torch import load_file as load_torch
+
+    path = Path(path)
+    config_path = path / CONFIG_FILE
+    if not config_path.is_file():
+        raise ModelFileError(f"{path} is not an equisynth model directory (no {CONFIG_FILE})")
+    try:
+        document = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"cannot read {config_path}: {exc}") from exc
+    if not isinstance(document, dict) or document.get("format") != "equisynth-model":
+        raise ModelFileError(f"{config_path} is not an equisynth model config")
+    if document.get("kind") != kind:
+        raise ModelFileError(f"{path} holds a {document.get('kind')!r} model, expected {kind!r}")
+    if document.get("format_version") != format_version:
+        raise ModelFileError(
+            f"{path} has model format version {document.get('format_version')!r}; this equisynth "
+            f"reads version {format_version}: re-fit the model with this version"
+        )
+    checksums = document.get("sha256") or {}
+    for name in (WEIGHTS_FILE, *([ARRAYS_FILE] if ARRAYS_FILE in checksums else [])):
+        file = path / name
+        if not file.is_file():
+            raise ModelFileError(f"{path} lacks {name}")
+        if _sha256(file) != checksums.get(name):
+            raise ModelFileError(
+                f"checksum mismatch for {file}: the file was modified or corrupted"
+            )
+    try:
+        tensors = load_torch(str(path / WEIGHTS_FILE), device="cpu")
+        arrays = load_numpy(str(path / ARRAYS_FILE)) if ARRAYS_FILE in checksums else {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFileError(f"cannot read weights in {path}: {exc}") from exc
+    return document["config"], tensors, arrays

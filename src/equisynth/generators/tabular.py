@@ -1,0 +1,525 @@
+"""Conditional tabular diffusion generator (the CDDPM behind MCRAGE).
+
+This is the only module that joins the pandas side (:mod:`equisynth.data`) and the
+torch side (:mod:`equisynth.diffusion`): it infers the schema, encodes the table,
+trains a denoiser conditioned on the stratum index of the ``condition_on``
+columns, and decodes samples back to a DataFrame with the input's columns and
+dtypes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from equisynth._utils import as_numpy_rng, resolve_device, seed_from_rng
+from equisynth.data.encoding import TabularEncoder
+from equisynth.data.schema import TableSchema, infer_schema
+from equisynth.data.strata import StrataIndex
+from equisynth.exceptions import ConfigError, DataError, ModelFileError, NotFittedError
+
+__all__ = ["FORMAT_VERSION", "TabularDiffusionGenerator"]
+
+logger = logging.getLogger(__name__)
+
+#: Version of the saved-model directory layout; bumped on any incompatible change.
+FORMAT_VERSION = 1
+
+
+class TabularDiffusionGenerator(BaseEstimator):
+    """Conditional denoising diffusion model for mixed-type tables.
+
+    Numeric columns are mapped to normal scores and diffused with Gaussian noise;
+    categorical and binary columns (and missing-value indicators) are diffused with
+    multinomial (uniform-noise) diffusion as in TabDDPM. The denoiser is an MLP
+    conditioned on the stratum index of ``condition_on`` with a learned "no
+    condition" token, trained with condition dropout so that classifier-free
+    guidance is available at sampling time.
+
+    Parameters
+    ----------
+    timesteps : int or "paper", default=1000
+        Number of diffusion steps T. ``"paper"`` uses the MCRAGE rule
+        ``T' = ceil(64 * beta_T * (1 + log(1 + diam(X))))`` on the encoded data.
+    schedule : {"cosine", "linear"}, default="cosine"
+        Beta schedule; ``"linear"`` is the paper's.
+    n_iter : int, default=3000
+        Training steps (mini-batches).
+    batch_size : int, default=1024
+    lr : float, default=2e-3
+    weight_decay : float, default=1e-4
+    hidden : tuple of int, default=(256, 256, 256)
+        Widths of the denoiser's hidden layers.
+    dim_t : int, default=128
+        Width of the timestep / condition embeddings.
+    dropout : float, default=0.0
+        Dropout inside hidden blocks (never on the output).
+    ema_decay : float, default=0.999
+        Decay of the exponential moving average of the weights used for sampling.
+    cond_drop_prob : float, default=0.1
+        Probability of replacing the condition by the null token during training.
+    guidance_scale : float, default=1.0
+        Classifier-free guidance weight ``w`` in ``eps = eps_u + w (eps_c - eps_u)``;
+        1 is plain conditional sampling.
+    sampler : {"ddim", "ddpm"}, default="ddim"
+        Fast strided sampler or full ancestral sampling.
+    sample_steps : int, default=50
+        Steps of the fast sampler (ignored by ``"ddpm"``).
+    numeric_transform : {"quantile", "standard"}, default="quantile"
+    schema_overrides : dict, optional
+        Explicit column kinds, e.g. ``{"AGE": "integer"}``.
+    device : str, default="cpu"
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
+    random_state : int, Generator or None
+    verbose : bool, default=False
+        Progress bars with ETA for training and sampling.
+
+    Attributes
+    ----------
+    schema_ : TableSchema
+    strata_ : StrataIndex
+    encoder_ : TabularEncoder
+    columns_ : list of str
+        Columns of the fitted table, in order.
+    timesteps_ : int
+    loss_history_ : list of float
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"g": rng.choice(["a", "b"], 200), "x": rng.normal(size=200)})
+    >>> gen = TabularDiffusionGenerator(n_iter=50, random_state=0).fit(df, condition_on=["g"])
+    >>> out = gen.sample(pd.DataFrame({"g": ["a"] * 5}), random_state=0)
+    >>> list(out.columns), len(out)
+    (['g', 'x'], 5)
+    """
+
+    def __init__(
+        self,
+        *,
+        timesteps: int | Literal["paper"] = 1000,
+        schedule: Literal["cosine", "linear"] = "cosine",
+        n_iter: int = 3000,
+        batch_size: int = 1024,
+        lr: float = 2e-3,
+        weight_decay: float = 1e-4,
+        hidden: Sequence[int] = (256, 256, 256),
+        dim_t: int = 128,
+        dropout: float = 0.0,
+        ema_decay: float = 0.999,
+        cond_drop_prob: float = 0.1,
+        guidance_scale: float = 1.0,
+        sampler: Literal["ddim", "ddpm"] = "ddim",
+        sample_steps: int = 50,
+        numeric_transform: Literal["quantile", "standard"] = "quantile",
+        schema_overrides: Mapping[str, str] | None = None,
+        device: str = "cpu",
+        random_state=None,
+        verbose: bool = False,
+    ):
+        self.timesteps = timesteps
+        self.schedule = schedule
+        self.n_iter = n_iter
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.hidden = hidden
+        self.dim_t = dim_t
+        self.dropout = dropout
+        self.ema_decay = ema_decay
+        self.cond_drop_prob = cond_drop_prob
+        self.guidance_scale = guidance_scale
+        self.sampler = sampler
+        self.sample_steps = sample_steps
+        self.numeric_transform = numeric_transform
+        self.schema_overrides = schema_overrides
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+    def _check_params(self) -> None:
+        if self.schedule not in ("cosine", "linear"):
+            raise ConfigError(f"schedule must be 'cosine' or 'linear', got {self.schedule!r}")
+        if self.sampler not in ("ddim", "ddpm"):
+            raise ConfigError(f"sampler must be 'ddim' or 'ddpm', got {self.sampler!r}")
+        if not (
+            self.timesteps == "paper" or (isinstance(self.timesteps, int) and self.timesteps >= 2)
+        ):
+            raise ConfigError(f"timesteps must be an int >= 2 or 'paper', got {self.timesteps!r}")
+        for name in ("n_iter", "batch_size", "sample_steps", "dim_t"):
+            value = getattr(self, name)
+            if not isinstance(value, int | np.integer) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if not 0.0 <= self.cond_drop_prob < 1.0:
+            raise ConfigError(f"cond_drop_prob must be in [0, 1), got {self.cond_drop_prob!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
+        if self.guidance_scale < 0:
+            raise ConfigError(f"guidance_scale must be >= 0, got {self.guidance_scale!r}")
+
+    def fit(
+        self,
+        df: pd.DataFrame,
+        *,
+        condition_on: Sequence[str],
+        callback: Callable[[int, TabularDiffusionGenerator], None] | None = None,
+        eval_every: int | None = None,
+    ) -> TabularDiffusionGenerator:
+        """Fit the generator on ``df`` conditioned on the strata of ``condition_on``.
+
+        Parameters
+        ----------
+        df : DataFrame
+            Training table; the ``condition_on`` columns must not contain missing values.
+        condition_on : sequence of str
+            Columns whose combination defines the condition (the stratum index phi).
+        callback : callable, optional
+            Called as ``callback(step, generator)`` every ``eval_every`` training steps with
+            the generator in a sampleable state (current EMA weights); used for model
+            selection by downstream score.
+        eval_every : int, optional
+            Period of ``callback`` in training steps.
+        """
+        import torch
+
+        from equisynth.diffusion.denoiser import MLPDenoiser
+        from equisynth.diffusion.trainer import Trainer
+
+        self._check_params()
+        if not isinstance(df, pd.DataFrame):
+            raise DataError(f"fit expects a pandas DataFrame, got {type(df).__name__}")
+        condition_on = list(condition_on)
+        missing = [c for c in condition_on if c not in df.columns]
+        if missing:
+            raise DataError(
+                f"condition column(s) {missing} not in the table; available columns: {list(df.columns)}"
+            )
+        rng = as_numpy_rng(self.random_state)
+        device = resolve_device(self.device)
+
+        self.columns_ = list(df.columns)
+        self.condition_on_ = condition_on
+        self.schema_ = infer_schema(df, self.schema_overrides)
+        self.strata_ = StrataIndex(condition_on).fit(df)
+        cond = self.strata_.encode(df)
+        self.stratum_counts_ = np.bincount(cond, minlength=self.strata_.n_strata_).tolist()
+        self.data_columns_ = [c for c in self.columns_ if c not in condition_on]
+        data_schema = TableSchema(tuple(self.schema_[c] for c in self.data_columns_))
+        self.encoder_ = TabularEncoder(
+            numeric_transform=self.numeric_transform, random_state=seed_from_rng(rng)
+        ).fit(df[self.data_columns_], data_schema)
+        enc = self.encoder_.transform(df[self.data_columns_])
+        self.d_num_ = enc.x_num.shape[1]
+        self.cardinalities_ = [int(k) for k in self.encoder_.cardinalities_]
+        self.timesteps_ = self._resolve_timesteps(enc.x_num)
+        # bound of the predicted x_0 while sampling: the encoded training data's range
+        self.clip_x0_ = float(np.abs(enc.x_num).max()) if enc.x_num.size else None
+
+        self.device_ = device
+        self.model_ = MLPDenoiser(
+            self.d_num_,
+            self.cardinalities_,
+            self.strata_.n_strata_,
+            hidden=tuple(self.hidden),
+            dim_t=self.dim_t,
+            dropout=self.dropout,
+        ).to(device)
+        self._build_processes()
+        torch_gen = torch.Generator(device=device)
+        torch_gen.manual_seed(seed_from_rng(rng))
+        trainer = Trainer(
+            n_iter=self.n_iter,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            ema_decay=self.ema_decay,
+            cond_drop_prob=self.cond_drop_prob,
+            device=device,
+            progress=self.verbose,
+            eval_every=eval_every,
+            callback=None,
+        )
+        x_num = torch.as_tensor(enc.x_num, dtype=torch.float32, device=device)
+        x_cat = torch.as_tensor(enc.x_cat, dtype=torch.long, device=device)
+        cond_t = torch.as_tensor(cond, dtype=torch.long, device=device)
+
+        if callback is not None:
+            # The trainer hands over the EMA model; we expose it through ``self`` so the
+            # callback can call ``self.sample`` exactly as after fit.
+            def wrapped(step, model, ema_model):
+                self.ema_model_ = ema_model
+                callback(step, self)
+
+            trainer.callback = wrapped
+
+        result = trainer.fit(
+            self.model_,
+            self.gaussian_,
+            self.multinomial_,
+            x_num,
+            x_cat,
+            cond_t,
+            torch_gen,
+        )
+        self.model_.load_state_dict(result.ema_state)
+        self.model_.eval()
+        self.ema_model_ = self.model_
+        self.loss_history_ = [float(v) for _, v in result.loss_history]
+        self.sample_seed_ = seed_from_rng(rng)
+        self.n_features_in_ = len(self.columns_)
+        return self
+
+    def _resolve_timesteps(self, x_num: np.ndarray) -> int:
+        from equisynth.diffusion.schedules import make_betas, paper_num_timesteps
+
+        if self.timesteps != "paper":
+            return int(self.timesteps)
+        # diam(X): the largest pairwise distance of the encoded numeric rows, bounded above
+        # by the bounding-box diagonal (exact pairwise distances are quadratic in rows).
+        if x_num.shape[1] == 0:
+            diameter = 0.0
+        else:
+            span = np.nanmax(x_num, axis=0) - np.nanmin(x_num, axis=0)
+            diameter = float(np.sqrt(np.sum(span**2)))
+        beta_t = float(make_betas(self.schedule, 1000)[-1])
+        return max(2, paper_num_timesteps(beta_t, diameter))
+
+    def _build_processes(self) -> None:
+        from equisynth.diffusion.gaussian import GaussianDiffusion
+        from equisynth.diffusion.multinomial import MultinomialDiffusion
+        from equisynth.diffusion.schedules import make_betas
+
+        betas = make_betas(self.schedule, self.timesteps_)
+        self.gaussian_ = GaussianDiffusion(betas).to(self.device_)
+        self.multinomial_ = MultinomialDiffusion(self.cardinalities_, betas).to(self.device_)
+
+    # --------------------------------------------------------------- sample
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise NotFittedError(
+                "this TabularDiffusionGenerator is not fitted yet; call fit(df, condition_on=...) first"
+            )
+
+    def _conditions_frame(self, conditions, n) -> pd.DataFrame:
+        if conditions is None:
+            if n is None:
+                raise ConfigError("sample needs `conditions` (a DataFrame or a mapping) or `n`")
+            return None
+        if isinstance(conditions, Mapping):
+            if n is None:
+                raise ConfigError("sample with a mapping of conditions needs `n`")
+            return pd.DataFrame({c: [v] * int(n) for c, v in conditions.items()})
+        if isinstance(conditions, pd.DataFrame):
+            return conditions
+        raise DataError(
+            f"conditions must be a DataFrame or a mapping column -> value, got {type(conditions).__name__}"
+        )
+
+    def sample(
+        self,
+        conditions: pd.DataFrame | Mapping | None = None,
+        *,
+        n: int | None = None,
+        random_state=None,
+        guidance_scale: float | None = None,
+    ) -> pd.DataFrame:
+        """Generate rows.
+
+        Parameters
+        ----------
+        conditions : DataFrame or mapping, optional
+            A DataFrame with the ``condition_on`` columns gives one output row per row;
+            a mapping ``{column: value}`` with ``n`` gives ``n`` rows of that stratum.
+            With neither, ``n`` rows are drawn with strata in their training proportions.
+        n : int, optional
+        random_state : int, Generator or None
+            Seed of this draw; ``None`` uses a seed fixed at fit time, so repeated calls of
+            a fitted (or loaded) model give the same rows.
+        guidance_scale : float, optional
+            Overrides the fitted ``guidance_scale`` for this call.
+
+        Returns
+        -------
+        DataFrame with the fitted table's columns, in order, and dtypes.
+        """
+        import torch
+
+        from equisynth.diffusion.sampling import sample as diffusion_sample
+
+        self._check_fitted()
+        rng = as_numpy_rng(self.sample_seed_ if random_state is None else random_state)
+        frame = self._conditions_frame(conditions, n)
+        if frame is None:
+            probs = self.stratum_probs_
+            cond = rng.choice(len(probs), size=int(n), p=probs)
+            frame = self.strata_.decode(cond)
+        else:
+            absent = [c for c in self.condition_on_ if c not in frame.columns]
+            if absent:
+                raise DataError(
+                    f"conditions lack column(s) {absent}; expected {self.condition_on_}"
+                )
+            cond = self.strata_.encode(frame[self.condition_on_])
+        n_rows = len(frame)
+        if n_rows == 0:
+            return self._empty_frame()
+        device = self.device_
+        gen = torch.Generator(device=device)
+        gen.manual_seed(seed_from_rng(rng))
+        w = self.guidance_scale if guidance_scale is None else guidance_scale
+        x_num, x_cat = diffusion_sample(
+            self.ema_model_,
+            self.gaussian_,
+            self.multinomial_,
+            torch.as_tensor(cond, dtype=torch.long, device=device),
+            n_steps=None if self.sampler == "ddpm" else self.sample_steps,
+            method=self.sampler,
+            guidance_scale=float(w),
+            generator=gen,
+            d_num=self.d_num_,
+            cardinalities=self.cardinalities_,
+            batch_size=self.batch_size * 8,
+            clip_x0=self.clip_x0_,
+            progress=self.verbose,
+        )
+        data = self.encoder_.inverse_transform(x_num.cpu().numpy(), x_cat.cpu().numpy())
+        out = data.reset_index(drop=True)
+        cond_frame = self.strata_.decode(cond).reset_index(drop=True)
+        for col in self.condition_on_:
+            out[col] = cond_frame[col].to_numpy()
+        out = out[self.columns_]
+        return self._restore_condition_dtypes(out)
+
+    def _restore_condition_dtypes(self, out: pd.DataFrame) -> pd.DataFrame:
+        for col in self.condition_on_:
+            dtype = self.schema_[col].dtype
+            try:
+                out[col] = out[col].astype(dtype)
+            except (TypeError, ValueError):  # pragma: no cover - labels always come from training
+                logger.debug("could not restore dtype %s of %s", dtype, col)
+        return out
+
+    def _empty_frame(self) -> pd.DataFrame:
+        return pd.DataFrame({c: pd.Series(dtype=self.schema_[c].dtype) for c in self.columns_})
+
+    @property
+    def stratum_probs_(self) -> np.ndarray:
+        counts = np.asarray(self.stratum_counts_, dtype=float)
+        return counts / counts.sum()
+
+    # ------------------------------------------------------------ save/load
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Save the fitted generator as a directory: ``config.json`` + safetensors weights.
+
+        The directory is built next to ``path`` and renamed into place, so an
+        interrupted save never leaves a half-written model. No pickle is used.
+        """
+        from equisynth.generators._modelfile import write_model_dir
+
+        self._check_fitted()
+        config = {
+            "params": _jsonable_params(self.get_params()),
+            "columns": self.columns_,
+            "condition_on": self.condition_on_,
+            "data_columns": self.data_columns_,
+            "schema": self.schema_.to_dict(),
+            "strata": self.strata_.get_state(),
+            "d_num": self.d_num_,
+            "cardinalities": self.cardinalities_,
+            "timesteps": self.timesteps_,
+            "clip_x0": self.clip_x0_,
+            "stratum_counts": self.stratum_counts_,
+            "sample_seed": self.sample_seed_,
+            "loss_history": self.loss_history_,
+        }
+        enc_config, enc_arrays = self.encoder_.get_state()
+        config["encoder"] = enc_config
+        weights = {
+            k: v.detach().cpu().contiguous() for k, v in self.ema_model_.state_dict().items()
+        }
+        return write_model_dir(
+            path,
+            kind="tabular-diffusion",
+            format_version=FORMAT_VERSION,
+            config=config,
+            tensors=weights,
+            arrays=enc_arrays,
+            overwrite=overwrite,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str = "cpu") -> TabularDiffusionGenerator:
+        """Load a generator saved with :meth:`save`; weights land on ``device`` (CPU default)."""
+        from equisynth.diffusion.denoiser import MLPDenoiser
+        from equisynth.generators._modelfile import read_model_dir
+
+        config, tensors, arrays = read_model_dir(
+            path, kind="tabular-diffusion", format_version=FORMAT_VERSION
+        )
+        try:
+            params = dict(config["params"])
+            params["hidden"] = tuple(params["hidden"])
+            params["device"] = device
+            gen = cls(**params)
+            gen.columns_ = list(config["columns"])
+            gen.condition_on_ = list(config["condition_on"])
+            gen.data_columns_ = list(config["data_columns"])
+            gen.schema_ = TableSchema.from_dict(config["schema"])
+            gen.strata_ = StrataIndex.from_state(config["strata"])
+            gen.encoder_ = TabularEncoder.from_state(config["encoder"], arrays)
+            gen.d_num_ = int(config["d_num"])
+            gen.cardinalities_ = [int(k) for k in config["cardinalities"]]
+            gen.timesteps_ = int(config["timesteps"])
+            gen.clip_x0_ = config["clip_x0"]
+            gen.stratum_counts_ = list(config["stratum_counts"])
+            gen.sample_seed_ = int(config["sample_seed"])
+            gen.loss_history_ = list(config["loss_history"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(
+                f"model directory {path} has an invalid config.json ({type(exc).__name__}: {exc})"
+            ) from exc
+        gen.device_ = resolve_device(device)
+        gen.model_ = MLPDenoiser(
+            gen.d_num_,
+            gen.cardinalities_,
+            gen.strata_.n_strata_,
+            hidden=gen.hidden,
+            dim_t=gen.dim_t,
+            dropout=gen.dropout,
+        )
+        try:
+            gen.model_.load_state_dict(tensors)
+        except RuntimeError as exc:
+            raise ModelFileError(
+                f"weights in {path} do not match the model described by config.json: {exc}"
+            ) from exc
+        gen.model_.to(gen.device_).eval()
+        gen.ema_model_ = gen.model_
+        gen._build_processes()
+        gen.n_features_in_ = len(gen.columns_)
+        return gen
+
+
+def _jsonable_params(params: dict) -> dict:
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, np.random.Generator | np.random.RandomState):
+            value = None  # a live generator cannot be saved; the fitted seeds are saved instead
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        elif isinstance(value, np.integer):
+            value = int(value)
+        out[key] = value
+    json.dumps(out)  # fail early (TypeError) on anything else
+    return out
