@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from equisynth.evaluation.backends import Backend
 from equisynth.evaluation.protocols import ProtocolBase, SeedResult
 from equisynth.evaluation.protocols._base import GENERATOR_ARMS
 from equisynth.evaluation.protocols._scoring import RESULT_COLUMNS
@@ -76,6 +77,7 @@ def run_experiment(
     seeds: int | Sequence[int] = 10,
     n_jobs: int = 1,
     verbose: bool = False,
+    backend: Backend = "local",
 ) -> ExperimentResult:
     """Run ``protocol`` for every seed, ``n_jobs`` seeds at a time (loky processes).
 
@@ -88,6 +90,10 @@ def run_experiment(
         Worker processes; ``-1`` uses every core. Results do not depend on it.
     verbose : bool, default=False
         Progress bar over seeds.
+    backend : {"local", "ray"}, default="local"
+        Where the (seed, arm) tasks run: local processes, or Ray (a cluster found by
+        ``ray.init()``, else a local Ray instance); see :mod:`equisynth.evaluation.backends`.
+        Results do not depend on it.
 
     Examples
     --------
@@ -99,22 +105,14 @@ def run_experiment(
     >>> run_experiment(p, seeds=2).results["seed"].unique().tolist()
     [0, 1]
     """
-    from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
+    from equisynth.evaluation.backends import map_seeds
 
     if not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
         raise ConfigError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}")
     protocol.validate()
     seed_list = resolve_seeds(seeds)
     start = time.perf_counter()
-    tasks = (delayed(_run_one)(protocol, s, i == 0) for i, s in enumerate(seed_list))
-    if n_jobs == 1:
-        outs = [
-            _run_one(protocol, s, i == 0)
-            for i, s in enumerate(tqdm(seed_list, desc="seeds", disable=not verbose))
-        ]
-    else:
-        outs = Parallel(n_jobs=n_jobs, backend="loky", verbose=10 if verbose else 0)(tasks)
+    outs = map_seeds(protocol, seed_list, n_jobs=n_jobs, backend=backend, verbose=verbose)
     outs = sorted(outs, key=lambda r: seed_list.index(r.seed))
     results = pd.concat([o.rows for o in outs], ignore_index=True)[RESULT_COLUMNS]
     seconds = pd.DataFrame(

@@ -91,7 +91,9 @@ class ParquetBatches:
             if self.pos >= len(self.order):
                 if len(self.order):
                     self.epoch += 1
-                perm = torch.randperm(len(self.groups), generator=generator, device=generator.device)
+                perm = torch.randperm(
+                    len(self.groups), generator=generator, device=generator.device
+                )
                 self.order = torch.as_tensor(self.groups, dtype=torch.int64)[perm.cpu()]
                 self.pos = 0
                 logger.debug("epoch %d: row groups in order %s", self.epoch, self.order.tolist())
