@@ -144,7 +144,7 @@ def _start_and_signal(root, name, sig):
 def _resume(root, name, ckpt):
     run = cli(
         "fit", str(root / "d.csv"), "--out", str(root / name), "--n-iter", str(N_ITER),
-        "--checkpoint-dir", str(ckpt), "--checkpoint-every", "10", "--resume", *ARGS,
+        "--checkpoint-dir", str(ckpt), "--checkpoint-every", "5", "--resume", *ARGS,
         timeout=300,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
