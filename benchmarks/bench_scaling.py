@@ -46,6 +46,17 @@ THREADS = 1  # set by --threads; torchrun gives each process 1 thread
 
 
 def peak_rss_mb() -> float:
+    """Peak resident memory of this process image (VmHWM).
+
+    Not ``getrusage().ru_maxrss``: Linux carries that over ``exec`` from the forked parent,
+    so a child of a big parent would report the parent's peak.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 

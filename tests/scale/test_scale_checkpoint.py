@@ -49,7 +49,7 @@ def test_checkpointer_is_atomic_prunes_and_refuses_mismatches(tmp_path, caplog):
     with pytest.raises(ConfigError, match="already holds checkpoints"):
         Checkpointer(tmp_path, every=5)
     other = Checkpointer(tmp_path, every=5, resume=True, fingerprint={"lr": 0.2})
-    with pytest.raises(ConfigError, match="lr: checkpoint 0.1, now 0.2"):
+    with pytest.raises(ConfigError, match=r"lr: checkpoint 0\.1, now 0\.2"):
         other.load()
     with pytest.raises(ConfigError, match="positive integer"):
         Checkpointer(tmp_path / "new", every=0)
@@ -85,6 +85,10 @@ def test_sigint_saves_a_checkpoint_and_resume_equals_uninterrupted(tmp_path):
     longer.fit(df, condition_on=["y", "sex"], checkpoint_dir=ckpt, resume=True)
     direct = TabularDiffusionGenerator(**{**kw, "n_iter": 50}).fit(df, condition_on=["y", "sex"])
     assert same(weights(longer), weights(direct))
+    with pytest.raises(ConfigError, match="beyond n_iter=30"):
+        TabularDiffusionGenerator(**{**kw, "n_iter": 30}).fit(
+            df, condition_on=["y", "sex"], checkpoint_dir=ckpt, resume=True
+        )
     # other data or settings cannot resume this run
     with pytest.raises(ConfigError, match="different run"):
         TabularDiffusionGenerator(**{**kw, "lr": 1e-3}).fit(

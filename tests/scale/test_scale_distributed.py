@@ -47,10 +47,10 @@ def test_two_gloo_ranks_match_one_process_with_twice_the_batch(tmp_path):
     data = tmp_path / "d.csv"
     make_table().to_csv(data, index=False)
     common = ["--target", "y", "--sensitive", "sex", "--n-iter", "30", "--seed", "0", "-q"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node"]
+    args = ["fit", str(data), "--out", str(tmp_path / "ddp"), "--batch-size", "32", *common]
     run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-        + ["-m", "equisynth", "fit", str(data), "--out", str(tmp_path / "ddp")]
-        + ["--batch-size", "32", *common],
+        [*torchrun, "2", "-m", "equisynth", *args],
         capture_output=True,
         text=True,
         timeout=300,

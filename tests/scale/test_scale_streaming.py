@@ -110,7 +110,7 @@ def test_streaming_errors_name_the_problem(tmp_path):
     df = make_table(200)
     csv = tmp_path / "t.csv"
     df.to_csv(csv, index=False)
-    with pytest.raises(InputFileError, match="not a .parquet file"):
+    with pytest.raises(InputFileError, match=r"not a \.parquet file"):
         scan_parquet(csv)
     bad = df.copy()
     bad.loc[3, "sex"] = None
@@ -137,6 +137,9 @@ def test_cli_streaming_fit_writes_a_model(tmp_path):
               "-q")  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
     gen = TabularDiffusionGenerator.load(tmp_path / "m")
-    assert gen.stratum_counts_ == TabularDiffusionGenerator(n_iter=1).fit(
-        pd.read_parquet(path), condition_on=["y", "sex"]
-    ).stratum_counts_
+    assert (
+        gen.stratum_counts_
+        == TabularDiffusionGenerator(n_iter=1)
+        .fit(pd.read_parquet(path), condition_on=["y", "sex"])
+        .stratum_counts_
+    )

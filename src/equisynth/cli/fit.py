@@ -63,7 +63,7 @@ def fit_command(
 ) -> None:
     """Train the conditional diffusion generator and save it as a model directory.
 
-    Launched by ``torchrun --nproc_per_node N -m equisynth fit ...`` it trains with
+    Under torchrun (torchrun --nproc_per_node N -m equisynth fit ...) it trains with
     DistributedDataParallel (NCCL on GPUs, gloo on CPUs); rank 0 writes the model.
     """
     from equisynth.diffusion.distributed import env_world_size, init_distributed

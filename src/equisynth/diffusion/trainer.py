@@ -198,6 +198,11 @@ class Trainer:
                         f"rows, this run has {global_bs} (processes x batch_size); keep the "
                         "product the same to resume"
                     )
+                if int(meta["step"]) > n_iter:
+                    raise ConfigError(
+                        f"the checkpoint is at step {meta['step']}, beyond n_iter={n_iter}; "
+                        "resume with n_iter at least that large"
+                    )
                 self.load_state_dict(model, state)
                 generator.set_state(state["rng.generator"])
                 batches.load_state_dict(
