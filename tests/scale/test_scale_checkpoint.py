@@ -115,71 +115,55 @@ def test_random_state_none_resumes_with_the_seeds_of_the_checkpoint(tmp_path):
 
 
 # ---------------------------------------------------------------------------- CLI
-N_ITER = 200
+N_ITER = 60
 ARGS = ["--target", "y", "--sensitive", "sex", "--seed", "0", "--batch-size", "32", "-q"]
 
 
-@pytest.fixture(scope="module")
-def cli_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli")
-    make_table(400).to_csv(root / "d.csv", index=False)
-    reference = TabularDiffusionGenerator(n_iter=N_ITER, batch_size=32, random_state=0).fit(
-        read_table(root / "d.csv"), condition_on=["y", "sex"]
-    )
-    return root, weights(reference)
+def _fit_args(root, ckpt, *extra):
+    return ["fit", str(root / "d.csv"), "--out", str(root / "model"), "--n-iter", str(N_ITER),
+            "--checkpoint-dir", str(ckpt), "--checkpoint-every", "2", *ARGS, *extra]  # fmt: skip
 
 
-def _start_and_signal(root, name, sig):
-    ckpt = root / f"ckpt-{name}"
-    proc = cli_popen(
-        "fit", str(root / "d.csv"), "--out", str(root / name), "--n-iter", str(N_ITER),
-        "--checkpoint-dir", str(ckpt), "--checkpoint-every", "5", *ARGS,
-    )  # fmt: skip
-    deadline = time.monotonic() + 240
-    while not any(p.name.startswith("step-") for p in ckpt.glob("step-*")):
+def _signal_after_checkpoint(root, ckpt, sig, *extra, after: int = 0):
+    """Start ``fit``, send ``sig`` once a checkpoint beyond step ``after`` exists."""
+    proc = cli_popen(*_fit_args(root, ckpt, *extra))
+    deadline = time.monotonic() + 300
+    while not [p for p in ckpt.glob("step-*") if int(p.name[5:]) > after]:
         assert proc.poll() is None, proc.communicate()[1][-2000:]
         assert time.monotonic() < deadline, "no checkpoint written"
-        time.sleep(0.01)
+        time.sleep(0.005)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
-    return proc.returncode, err, ckpt
-
-
-def _resume(root, name, ckpt):
-    run = cli(
-        "fit", str(root / "d.csv"), "--out", str(root / name), "--n-iter", str(N_ITER),
-        "--checkpoint-dir", str(ckpt), "--checkpoint-every", "5", "--resume", *ARGS,
-        timeout=300,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr[-2000:]
-    return weights(TabularDiffusionGenerator.load(root / name))
+    return proc.returncode, err
 
 
 @pytest.mark.slow
-def test_cli_sigkill_leaves_an_intact_checkpoint_and_resume_equals_uninterrupted(cli_data):
-    root, reference = cli_data
-    code, _, ckpt = _start_and_signal(root, "killed", signal.SIGKILL)
-    assert code == -signal.SIGKILL, "the run ended before it could be killed"
-    assert not (root / "killed").exists()  # no half-written model
-    ck = Checkpointer(ckpt, resume=True)
-    step = ck.latest_step()
-    assert step is not None and step % 5 == 0 and 0 < step < N_ITER
-    meta = json.loads((ck.path_for(step) / "meta.json").read_text())
-    assert meta["format"] == "equisynth-checkpoint" and meta["step"] == step
-    assert same(_resume(root, "killed", ckpt), reference)
-
-
-@pytest.mark.slow
-def test_cli_sigint_saves_exits_130_and_resume_equals_uninterrupted(cli_data):
-    root, reference = cli_data
-    code, err, ckpt = _start_and_signal(root, "stopped", signal.SIGINT)
+def test_cli_sigint_then_sigkill_then_resume_equals_uninterrupted(tmp_path):
+    make_table(300).to_csv(tmp_path / "d.csv", index=False)
+    ckpt = tmp_path / "ckpt"
+    # Ctrl-C: the current step ends, a checkpoint is saved, one message, exit 130, no model
+    code, err = _signal_after_checkpoint(tmp_path, ckpt, signal.SIGINT)
     assert code == 130, err[-2000:]
-    assert "interrupted at step" in err and "--resume" in err
-    assert "Traceback" not in err
-    assert not (root / "stopped").exists()
-    step = Checkpointer(ckpt, resume=True).latest_step()
-    assert 0 < step < N_ITER
-    assert same(_resume(root, "stopped", ckpt), reference)
+    assert "interrupted at step" in err and "--resume" in err and "Traceback" not in err
+    assert not (tmp_path / "model").exists()
+    stopped = Checkpointer(ckpt, resume=True).latest_step()
+    assert 0 < stopped < N_ITER
+    # resumed, then killed outright: the last periodic checkpoint survives intact
+    code, err = _signal_after_checkpoint(tmp_path, ckpt, signal.SIGKILL, "--resume", after=stopped)
+    assert code == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not (tmp_path / "model").exists()
+    ck = Checkpointer(ckpt, resume=True)
+    killed = ck.latest_step()  # verifies the checksum
+    assert stopped < killed < N_ITER and killed % 2 == 0
+    meta = json.loads((ck.path_for(killed) / "meta.json").read_text())
+    assert meta["format"] == "equisynth-checkpoint" and meta["step"] == killed
+    # resumed again to the end: the same model as one uninterrupted run
+    run = cli(*_fit_args(tmp_path, ckpt, "--resume"), timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    reference = TabularDiffusionGenerator(n_iter=N_ITER, batch_size=32, random_state=0).fit(
+        read_table(tmp_path / "d.csv"), condition_on=["y", "sex"]
+    )
+    assert same(weights(TabularDiffusionGenerator.load(tmp_path / "model")), weights(reference))
 
 
 def test_cli_checkpoint_options_need_a_directory(tmp_path):
