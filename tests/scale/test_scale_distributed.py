@@ -43,12 +43,17 @@ def test_without_torchrun_everything_is_one_process(monkeypatch):
 
 @pytest.mark.slow
 def test_two_gloo_ranks_match_one_process_with_twice_the_batch(tmp_path):
-    """torchrun, 2 CPU ranks x batch 32 == 1 process x batch 64 (weights equal up to float noise)."""
+    """torchrun, 2 CPU ranks x batch 32 == 1 process x batch 64 (weights equal up to float noise).
+
+    The ranks also write a checkpoint (rank 0), which one process with batch 64 resumes.
+    """
     data = tmp_path / "d.csv"
     make_table().to_csv(data, index=False)
     common = ["--target", "y", "--sensitive", "sex", "--n-iter", "30", "--seed", "0", "-q"]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node"]
-    args = ["fit", str(data), "--out", str(tmp_path / "ddp"), "--batch-size", "32", *common]
+    ckpt = tmp_path / "ckpt"
+    args = ["fit", str(data), "--out", str(tmp_path / "ddp"), "--batch-size", "32", *common,
+            "--checkpoint-dir", str(ckpt)]  # fmt: skip
     run = subprocess.run(
         [*torchrun, "2", "-m", "equisynth", *args],
         capture_output=True,
@@ -74,3 +79,14 @@ def test_two_gloo_ranks_match_one_process_with_twice_the_batch(tmp_path):
     b = single.sample(n=200, random_state=1)
     assert (a["sex"] == b["sex"]).all()
     assert (a["age"] - b["age"]).abs().mean() < 1.0
+    # the 2-process checkpoint resumes on 1 process (same global batch of 64 rows)
+    kw = {"n_iter": 40, "random_state": 0, "batch_size": 64}
+    resumed = TabularDiffusionGenerator(**kw).fit(
+        df, condition_on=["y", "sex"], checkpoint_dir=ckpt, resume=True
+    )
+    longer = TabularDiffusionGenerator(**kw).fit(df, condition_on=["y", "sex"])
+    assert gap(resumed, longer) < 1e-4
+    with pytest.raises(ConfigError, match="global batch of 64"):
+        TabularDiffusionGenerator(**{**kw, "batch_size": 32}).fit(
+            df, condition_on=["y", "sex"], checkpoint_dir=ckpt, resume=True
+        )
