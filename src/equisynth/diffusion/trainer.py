@@ -46,11 +46,20 @@ def diffusion_loss(
     cond,
     t,
     generator,
+    shard: slice | None = None,
 ) -> torch.Tensor:
-    """Gaussian MSE + multinomial KL loss of ``model`` on one batch at timesteps ``t``."""
+    """Gaussian MSE + multinomial KL loss of ``model`` on one batch at timesteps ``t``.
+
+    With ``shard``, the noise is drawn for the whole (global) batch, so the random stream
+    is the same on every rank, and the model only sees the rows of ``shard``.
+    """
     noise = torch.randn(x_num.shape, generator=generator, device=x_num.device)
     x_num_t = gaussian.q_sample(x_num, t, noise)
     x_cat_t = multinomial.q_sample(x_cat, t, generator)
+    if shard is not None:  # this rank's rows of a data-parallel global batch
+        x_num_t, x_cat_t, noise = x_num_t[shard], x_cat_t[shard], noise[shard]
+        x_cat, cond, t = x_cat[shard], cond[shard], t[shard]
+
     eps, logits = model(x_num_t, multinomial.one_hot(x_cat_t), t, cond)
     return gaussian.loss(eps, noise) + multinomial.loss(logits, x_cat, x_cat_t, t)
 
@@ -230,14 +239,10 @@ class Trainer:
                         torch.rand(global_bs, generator=generator, device=dev) < self.cond_drop_prob
                     )
                     c = torch.where(drop, torch.full_like(c, null), c)
-                noise = torch.randn(x0_num.shape, generator=generator, device=dev)
-                x_num_t = gaussian.q_sample(x0_num, t, noise)
-                x_cat_t = multinomial.q_sample(x0_cat, t, generator)
-                if ctx.is_distributed:
-                    x0_num, x0_cat, c, t = x0_num[shard], x0_cat[shard], c[shard], t[shard]
-                    noise, x_num_t, x_cat_t = noise[shard], x_num_t[shard], x_cat_t[shard]
-                eps, logits = net(x_num_t, multinomial.one_hot(x_cat_t), t, c)
-                loss = gaussian.loss(eps, noise) + multinomial.loss(logits, x0_cat, x_cat_t, t)
+                loss = diffusion_loss(
+                    net, gaussian, multinomial, x0_num, x0_cat, c, t, generator,
+                    shard=shard if ctx.is_distributed else None,
+                )  # fmt: skip
                 self.optimizer_.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer_.step()
