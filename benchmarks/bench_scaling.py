@@ -22,7 +22,8 @@ Usage::
         [--scratch /tmp/equisynth-bench] [--skip-memory-above 1000000] [--ddp-steps 60]
         [--epochs 1.0] [--threads 1]
 
-Prints a Markdown table and writes the raw numbers as JSON to ``--out``.
+Prints Markdown tables and writes the raw numbers as JSON to ``--out``
+(``python benchmarks/bench_scaling.py report bench_scaling.json`` prints them again).
 """
 
 from __future__ import annotations
@@ -134,6 +135,28 @@ def measure(mode: str, path: Path, n_iter: int, batch: int) -> dict:
     return out
 
 
+def scan_memory(path: Path, trace: bool) -> dict:
+    """Peak RSS of one ``scan_parquet`` pass (and, with ``trace``, live traced memory after it)."""
+    import gc
+    import tracemalloc
+
+    import pyarrow as pa
+
+    from equisynth.data.streaming import scan_parquet
+
+    before = peak_rss_mb()
+    if trace:
+        tracemalloc.start()
+    scan_parquet(path, condition_on=[TARGET, *SENSITIVE])
+    out = {"file": path.name, "arrow_pool": pa.default_memory_pool().backend_name,
+           "peak_rss_mb_before": before, "peak_rss_mb_after": peak_rss_mb()}  # fmt: skip
+    if trace:
+        gc.collect()
+        live, peak = tracemalloc.get_traced_memory()
+        out.update(traced_live_mb=live / 2**20, traced_peak_mb=peak / 2**20)
+    return out
+
+
 def run_child(args: list[str], torchrun: int = 0) -> dict:
     cmd = [sys.executable, __file__, "measure", *args]
     if torchrun:
@@ -162,7 +185,18 @@ def main() -> None:
     parser.add_argument("--ddp-steps", type=int, default=60)
     parser.add_argument("--epochs", type=float, default=1.0, help="Passes over the rows")
     parser.add_argument("--threads", type=int, default=1, help="Torch threads per process")
+    sc = sub.add_parser("scan", help="peak memory of scan_parquet alone on one file")
+    sc.add_argument("path", type=Path)
+    sc.add_argument("--trace", action="store_true", help="also count live memory (tracemalloc)")
+    r = sub.add_parser("report", help="print the tables of an earlier --out JSON")
+    r.add_argument("json", type=Path)
     args = parser.parse_args()
+    if args.cmd == "scan":
+        print(json.dumps(scan_memory(args.path, args.trace)))
+        return
+    if args.cmd == "report":
+        print_tables(json.loads(args.json.read_text()))
+        return
     global THREADS
     THREADS = args.threads
     if args.cmd == "measure":
@@ -202,17 +236,23 @@ def main() -> None:
         "ddp": ddp,
     }
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print("\n| mode | rows | steps (1 epoch) | fit time (s) | of which training (s) "
-          "| fit s per 1k rows | peak RSS (MiB) |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for r in results:
-        per = r["seconds"] / r["rows"] * 1000
+    print_tables(report)
+
+
+def print_tables(report: dict) -> None:
+    """The Markdown tables of BENCHMARKS.md from a report (also: ``report FILE.json``)."""
+    print("\n| mode | rows | steps | fit wall (s) | fit CPU (s) | training CPU (s) "
+          "| fit CPU s per 1k rows | peak RSS (MiB) |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in report["results"]:
+        per = r["cpu_seconds"] / r["rows"] * 1000
         print(f"| {r['mode']} | {r['rows']:,} | {r['n_iter']} | {r['seconds']:.1f} "
-              f"| {r['train_seconds']:.1f} | {per:.3f} | {r['peak_rss_mb']:.0f} |")  # fmt: skip
+              f"| {r['cpu_seconds']:.1f} | {r['train_cpu_seconds']:.1f} | {per:.3f} "
+              f"| {r['peak_rss_mb']:.0f} |")  # fmt: skip
     print("\n| processes x batch | threads each | steps | training wall (s) | rows/s "
           "| rank 0 training CPU (s) |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|")
-    for r in ddp:
+    for r in report["ddp"]:
         rows_s = r["n_iter"] * r["batch_per_process"] * r["processes"] / r["train_seconds"]
         print(f"| {r['processes']} x {r['batch_per_process']} | {r['threads']} | {r['n_iter']} "
               f"| {r['train_seconds']:.1f} | {rows_s:,.0f} | {r['train_cpu_seconds']:.1f} |")  # fmt: skip
