@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from equisynth.evaluation.backends import Backend
-from equisynth.evaluation.protocols import ProtocolBase, SeedResult
+from equisynth.evaluation.protocols import ProtocolBase
 from equisynth.evaluation.protocols._base import GENERATOR_ARMS
 from equisynth.evaluation.protocols._scoring import RESULT_COLUMNS
 from equisynth.exceptions import ConfigError, OutputExistsError
@@ -65,10 +65,6 @@ def resolve_seeds(seeds: int | Sequence[int]) -> list[int]:
     if not out or any(s < 0 for s in out) or len(set(out)) != len(out):
         raise ConfigError(f"seeds must be distinct non-negative integers, got {list(seeds)}")
     return out
-
-
-def _run_one(protocol: ProtocolBase, seed: int, keep: bool) -> SeedResult:
-    return protocol.run_seed(seed, keep_training_sets=keep)
 
 
 def run_experiment(
