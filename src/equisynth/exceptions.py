@@ -19,6 +19,7 @@ __all__ = [
     "OutputExistsError",
     "SchemaError",
     "StrataError",
+    "TrainingInterrupted",
 ]
 
 
@@ -56,3 +57,26 @@ class ModelFileError(EquisynthError, ValueError):
 
 class NotFittedError(EquisynthError, ValueError):
     """A method that needs a fitted object was called before ``fit``."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on SIGINT or SIGTERM after saving a checkpoint.
+
+    Not an input error (hence a ``KeyboardInterrupt``, not an :class:`EquisynthError`):
+    rerun the same fit with ``resume=True`` (CLI: ``--resume``) to continue where it stopped.
+
+    Attributes
+    ----------
+    step : int
+        Last completed training step (saved in the checkpoint).
+    checkpoint : str
+        Directory of the saved checkpoint.
+    signum : int
+        The signal that stopped training.
+    """
+
+    def __init__(self, message: str, *, step: int, checkpoint: str, signum: int) -> None:
+        super().__init__(message)
+        self.step = step
+        self.checkpoint = checkpoint
+        self.signum = signum

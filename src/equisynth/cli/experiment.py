@@ -136,6 +136,14 @@ def mcrage_command(
     ] = None,
     classifier: Annotated[str, typer.Option("--classifier", help="rf, lr or hgb")] = "rf",
     jobs: Annotated[int, typer.Option("--jobs", help="Parallel seeds (-1: all cores)")] = 1,
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            help="local (processes on this machine) or ray (a Ray cluster; pip install "
+            "'equisynth[ray]'); same results either way",
+        ),
+    ] = "local",
     n_iter: Annotated[int, typer.Option("--n-iter", min=1, help="Generator training steps")] = (
         DEFAULT_N_ITER
     ),
@@ -183,11 +191,13 @@ def mcrage_command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the MCRAGE paper's experiment (balanced control, 10% female, six arms) over seeds."""
+    from equisynth.evaluation.backends import resolve_backend
     from equisynth.evaluation.datasets import load_patient_treatment
     from equisynth.evaluation.protocols import MCRAGE_ARMS, MCRAGEProtocol
     from equisynth.evaluation.runner import run_experiment
 
     configure_logging(verbose)
+    resolve_backend(backend)
     arm_list = parse_arms(arms, MCRAGE_ARMS)
     check_out(out, overwrite)
     ds = load_patient_treatment(data)
@@ -208,7 +218,7 @@ def mcrage_command(
         keep_fraction=keep_fraction,
         min_group_size=min_group_size,
     )
-    result = run_experiment(protocol, seeds=seeds, n_jobs=jobs, verbose=verbose)
+    result = run_experiment(protocol, seeds=seeds, n_jobs=jobs, verbose=verbose, backend=backend)
     finish(
         result,
         out,

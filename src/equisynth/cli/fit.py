@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from equisynth.cli._common import check_columns, handle_errors, setup_logging
-from equisynth.exceptions import OutputExistsError
-from equisynth.io import atomic_output_dir, read_table
+from equisynth.exceptions import ConfigError, OutputExistsError, TrainingInterrupted
+from equisynth.io import atomic_output_dir, read_table, table_format
 
 __all__ = ["fit_command", "register"]
 
@@ -29,33 +29,109 @@ def fit_command(
         typer.Option("--numeric", help="Column that must be numeric (text in it is an error)"),
     ] = None,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda")] = "cpu",
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            "--batch-size", min=1, help="Rows per training step and process (torchrun: per rank)"
+        ),
+    ] = 1024,
+    checkpoint_dir: Annotated[
+        Path | None,
+        typer.Option("--checkpoint-dir", help="Save training checkpoints in this directory"),
+    ] = None,
+    checkpoint_every: Annotated[
+        int | None,
+        typer.Option("--checkpoint-every", min=1, help="Checkpoint period in training steps"),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue from the newest checkpoint in --checkpoint-dir"),
+    ] = False,
+    streaming: Annotated[
+        bool,
+        typer.Option(
+            "--streaming", help="Read a .parquet input in batches (memory bounded in rows)"
+        ),
+    ] = False,
+    batch_rows: Annotated[
+        int, typer.Option("--batch-rows", min=1, help="Rows read at a time with --streaming")
+    ] = 65_536,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing model")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars")] = False,
 ) -> None:
-    """Train the conditional diffusion generator and save it as a model directory."""
-    setup_logging(quiet)
+    """Train the conditional diffusion generator and save it as a model directory.
+
+    Under torchrun (torchrun --nproc_per_node N -m equisynth fit ...) it trains with
+    DistributedDataParallel (NCCL on GPUs, gloo on CPUs); rank 0 writes the model.
+    """
+    from equisynth.diffusion.distributed import env_world_size, init_distributed
+
     if device not in ("cpu", "cuda"):
         raise typer.BadParameter(f"expected cpu or cuda, got {device!r}", param_hint="--device")
+    if (checkpoint_every is not None or resume) and checkpoint_dir is None:
+        raise ConfigError("--checkpoint-every and --resume need --checkpoint-dir DIR")
+    if streaming and table_format(input) != "parquet":
+        raise ConfigError(
+            f"--streaming reads Parquet, got '{input}'; convert it once "
+            "(e.g. pandas: pd.read_csv(path).to_parquet('table.parquet')) or drop --streaming"
+        )
+    if streaming and numeric:
+        raise ConfigError(
+            "--numeric converts text columns of CSV files; with --streaming store those columns "
+            "as numbers in the Parquet file instead"
+        )
+    ctx = init_distributed(device) if env_world_size() > 1 else None
+    main = ctx is None or ctx.is_main
+    quiet = quiet or not main
+    setup_logging(quiet)
     if out.exists() and not overwrite:
         raise OutputExistsError(f"output '{out}' exists; pass --overwrite or choose another path")
-    df = read_table(input)
-    check_columns(df, target=target, sensitive=sensitive, numeric=numeric or [], source=str(input))
-    from equisynth.resampling import validate_resampling_input
-
-    validate_resampling_input(df.drop(columns=[target]), df[target], sensitive, target_name=target)
     from equisynth.generators.tabular import TabularDiffusionGenerator
 
     gen = TabularDiffusionGenerator(
-        n_iter=n_iter, device=device, random_state=seed, verbose=not quiet
+        n_iter=n_iter, batch_size=batch_size, device=device, random_state=seed, verbose=not quiet
     )
-    gen.fit(df, condition_on=[target, *sensitive])
-    with atomic_output_dir(out, overwrite=overwrite) as tmp:
-        gen.save(tmp / "model", overwrite=True)
-        for item in (tmp / "model").iterdir():
-            item.rename(tmp / item.name)
-        (tmp / "model").rmdir()
+    condition_on = [target, *sensitive]
+    ckpt = {
+        "checkpoint_dir": checkpoint_dir,
+        "checkpoint_every": checkpoint_every,
+        "resume": resume,
+    }
+    try:
+        if streaming:
+            gen.fit_parquet(input, condition_on=condition_on, batch_rows=batch_rows, **ckpt)
+        else:
+            df = read_table(input)
+            check_columns(
+                df, target=target, sensitive=sensitive, numeric=numeric or [], source=str(input)
+            )
+            from equisynth.resampling import validate_resampling_input
+
+            validate_resampling_input(
+                df.drop(columns=[target]), df[target], sensitive, target_name=target
+            )
+            gen.fit(df, condition_on=condition_on, **ckpt)
+    except TrainingInterrupted as exc:
+        if main:
+            typer.echo(
+                f"interrupted at step {exc.step}: checkpoint saved to {exc.checkpoint}; "
+                "run the same command with --resume to continue",
+                err=True,
+            )
+        raise typer.Exit(code=128 + (exc.signum or 2)) from None
+    if main:
+        with atomic_output_dir(out, overwrite=overwrite) as tmp:
+            gen.save(tmp / "model", overwrite=True)
+            for item in (tmp / "model").iterdir():
+                item.rename(tmp / item.name)
+            (tmp / "model").rmdir()
+    if ctx is not None:
+        from equisynth.diffusion.distributed import barrier, shutdown_distributed
+
+        barrier(ctx)
+        shutdown_distributed()
     if not quiet:
         typer.echo(f"saved model to {out}", err=True)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from equisynth.evaluation.backends import Backend
 from equisynth.evaluation.protocols import ProtocolBase, SeedResult
 from equisynth.evaluation.protocols._scoring import RESULT_COLUMNS
 from equisynth.exceptions import ConfigError
@@ -66,16 +67,13 @@ def resolve_seeds(seeds: int | Sequence[int]) -> list[int]:
     return out
 
 
-def _run_one(protocol: ProtocolBase, seed: int, keep: bool) -> SeedResult:
-    return protocol.run_seed(seed, keep_training_sets=keep)
-
-
 def run_experiment(
     protocol: ProtocolBase,
     *,
     seeds: int | Sequence[int] = 10,
     n_jobs: int = 1,
     verbose: bool = False,
+    backend: Backend = "local",
 ) -> ExperimentResult:
     """Run ``protocol`` for every seed, ``n_jobs`` seeds at a time (loky processes).
 
@@ -88,6 +86,10 @@ def run_experiment(
         Worker processes; ``-1`` uses every core. Results do not depend on it.
     verbose : bool, default=False
         Progress bar over seeds.
+    backend : {"local", "ray"}, default="local"
+        Where the (seed, arm) tasks run: local processes, or Ray (a cluster found by
+        ``ray.init()``, else a local Ray instance); see :mod:`equisynth.evaluation.backends`.
+        Results do not depend on it.
 
     Examples
     --------
@@ -104,7 +106,7 @@ def run_experiment(
     protocol.validate()
     seed_list = resolve_seeds(seeds)
     start = time.perf_counter()
-    outs = run_seeds(protocol, seed_list, n_jobs=n_jobs, verbose=verbose)
+    outs = run_seeds(protocol, seed_list, n_jobs=n_jobs, backend=backend, verbose=verbose)
     outs = sorted(outs, key=lambda r: seed_list.index(r.seed))
     results = pd.concat([o.rows for o in outs], ignore_index=True)[RESULT_COLUMNS]
     seconds = pd.DataFrame(
@@ -124,19 +126,17 @@ def run_experiment(
 
 
 def run_seeds(
-    protocol: ProtocolBase, seeds: Sequence[int], *, n_jobs: int = 1, verbose: bool = False
+    protocol: ProtocolBase,
+    seeds: Sequence[int],
+    *,
+    n_jobs: int = 1,
+    backend: Backend = "local",
+    verbose: bool = False,
 ) -> list[SeedResult]:
     """The seed loop: ``protocol.run_seed(seed)`` for every seed, keeping the first seed's
-    training sets. This is the one place that decides where seeds run (here: in-process
-    or joblib/loky worker processes); another backend only needs to replace it.
+    training sets; where the work runs is decided by
+    :func:`equisynth.evaluation.backends.map_seeds` (this process, local cores or Ray).
     """
-    from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
+    from equisynth.evaluation.backends import map_seeds
 
-    if n_jobs == 1:
-        return [
-            _run_one(protocol, s, i == 0)
-            for i, s in enumerate(tqdm(seeds, desc="seeds", disable=not verbose))
-        ]
-    tasks = (delayed(_run_one)(protocol, s, i == 0) for i, s in enumerate(seeds))
-    return list(Parallel(n_jobs=n_jobs, backend="loky", verbose=10 if verbose else 0)(tasks))
+    return map_seeds(protocol, list(seeds), n_jobs=n_jobs, backend=backend, verbose=verbose)

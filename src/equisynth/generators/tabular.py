@@ -173,6 +173,9 @@ class TabularDiffusionGenerator(BaseEstimator):
         condition_on: Sequence[str],
         callback: Callable[[int, TabularDiffusionGenerator], None] | None = None,
         eval_every: int | None = None,
+        checkpoint_dir: str | Path | None = None,
+        checkpoint_every: int | None = None,
+        resume: bool = False,
     ) -> TabularDiffusionGenerator:
         """Fit the generator on ``df`` conditioned on the strata of ``condition_on``.
 
@@ -188,12 +191,21 @@ class TabularDiffusionGenerator(BaseEstimator):
             selection by downstream score.
         eval_every : int, optional
             Period of ``callback`` in training steps.
+        checkpoint_dir : str or Path, optional
+            Save training checkpoints there (safetensors + JSON, atomic); on SIGINT / SIGTERM
+            a checkpoint is saved and :class:`~equisynth.exceptions.TrainingInterrupted` raised.
+        checkpoint_every : int, optional
+            Period of the checkpoints in training steps (default: only at the end / interrupt).
+        resume : bool, default=False
+            Continue from the newest checkpoint in ``checkpoint_dir``; the result equals an
+            uninterrupted fit (same data order and random draws).
+
+        Notes
+        -----
+        Launched by ``torchrun`` (after :func:`equisynth.diffusion.distributed.init_distributed`),
+        every process trains on its slice of each global batch of
+        ``world_size * batch_size`` rows under ``DistributedDataParallel``; see docs/scaling.md.
         """
-        import torch
-
-        from equisynth.diffusion.denoiser import MLPDenoiser
-        from equisynth.diffusion.trainer import Trainer
-
         self._check_params()
         if not isinstance(df, pd.DataFrame):
             raise DataError(f"fit expects a pandas DataFrame, got {type(df).__name__}")
@@ -203,8 +215,7 @@ class TabularDiffusionGenerator(BaseEstimator):
             raise DataError(
                 f"condition column(s) {missing} not in the table; available columns: {list(df.columns)}"
             )
-        rng = as_numpy_rng(self.random_state)
-        device = resolve_device(self.device)
+        ctx, device, seeds, ckpt = self._start_fit(checkpoint_dir, checkpoint_every, resume)
 
         self.columns_ = list(df.columns)
         self.condition_on_ = condition_on
@@ -215,7 +226,7 @@ class TabularDiffusionGenerator(BaseEstimator):
         self.data_columns_ = [c for c in self.columns_ if c not in condition_on]
         data_schema = TableSchema(tuple(self.schema_[c] for c in self.data_columns_))
         self.encoder_ = TabularEncoder(
-            numeric_transform=self.numeric_transform, random_state=seed_from_rng(rng)
+            numeric_transform=self.numeric_transform, random_state=seeds["encoder"]
         ).fit(df[self.data_columns_], data_schema)
         enc = self.encoder_.transform(df[self.data_columns_])
         self.d_num_ = enc.x_num.shape[1]
@@ -224,18 +235,131 @@ class TabularDiffusionGenerator(BaseEstimator):
         # bound of the predicted x_0 while sampling: the encoded training data's range
         self.clip_x0_ = float(np.abs(enc.x_num).max()) if enc.x_num.size else None
 
+        from equisynth.diffusion.batches import TensorBatches
+
+        batches = TensorBatches(enc.x_num, enc.x_cat, cond)
+        return self._train(
+            batches, ctx, device, seeds, ckpt, n_rows=len(df), source="memory",
+            callback=callback, eval_every=eval_every,
+        )  # fmt: skip
+
+    def fit_parquet(
+        self,
+        path: str | Path,
+        *,
+        condition_on: Sequence[str],
+        batch_rows: int = 65_536,
+        sample_rows: int = 100_000,
+        checkpoint_dir: str | Path | None = None,
+        checkpoint_every: int | None = None,
+        resume: bool = False,
+    ) -> TabularDiffusionGenerator:
+        """Fit on a Parquet file read in batches, with memory bounded whatever its number of rows.
+
+        A first pass infers the schema, the strata counts and the encoders from streamed
+        statistics (exact levels, ranges and counts; quantiles from a uniform reservoir sample
+        of ``sample_rows`` values per numeric column, exact when a column has fewer values);
+        training then streams chunks of ``batch_rows`` rows, row groups in a new random order
+        every epoch, drawing each mini-batch from the current chunk. On a file whose rows all
+        fit in the reservoir the fitted schema, strata and encoders equal those of :meth:`fit`
+        on the same table. See docs/scaling.md.
+
+        Parameters
+        ----------
+        path : str or Path
+            A ``.parquet`` file.
+        condition_on : sequence of str
+        batch_rows : int, default=65536
+            Rows read and encoded at a time (the memory bound of training).
+        sample_rows : int, default=100000
+            Reservoir size per numeric column for the quantile transform.
+        checkpoint_dir, checkpoint_every, resume
+            As in :meth:`fit`; the stream position is part of the checkpoint.
+        """
+        from equisynth.generators._streaming import prepare_parquet
+
+        self._check_params()
+        condition_on = list(condition_on)
+        ctx, device, seeds, ckpt = self._start_fit(checkpoint_dir, checkpoint_every, resume)
+        batches, n_rows = prepare_parquet(
+            self, path, condition_on, batch_rows=batch_rows, sample_rows=sample_rows, seeds=seeds
+        )
+        return self._train(batches, ctx, device, seeds, ckpt, n_rows=n_rows, source="parquet")
+
+    def _start_fit(self, checkpoint_dir, checkpoint_every, resume):
+        """Process context, device, the run's seeds (from the checkpoint when resuming)."""
+        from equisynth.diffusion.checkpoint import Checkpointer
+        from equisynth.diffusion.distributed import broadcast_ints, current_context
+
+        ctx = current_context()
+        device = ctx.local_device(resolve_device(self.device))
+        rng = as_numpy_rng(self.random_state)
+        # drawn in the order fit always used (encoder, training, sampling), then model init
+        names = ("encoder", "train", "sample", "init")
+        seeds = dict(
+            zip(names, broadcast_ints([seed_from_rng(rng) for _ in names], ctx), strict=True)
+        )
+        ckpt = None
+        if checkpoint_dir is not None:
+            ckpt = Checkpointer(checkpoint_dir, every=checkpoint_every, resume=resume, context=ctx)
+            meta = ckpt.peek_meta()
+            if meta is not None:
+                seeds = {k: int(v) for k, v in meta["extra"]["seeds"].items()}
+            ckpt.extra["seeds"] = seeds
+        elif checkpoint_every is not None or resume:
+            raise ConfigError("checkpoint_every and resume need a checkpoint_dir")
+        return ctx, device, seeds, ckpt
+
+    def _fingerprint(self, n_rows: int, source: str, device) -> dict:
+        import hashlib
+
+        params = _jsonable_params(self.get_params())
+        for key in ("n_iter", "batch_size", "device", "random_state", "verbose"):
+            params.pop(key, None)  # may change on resume (more steps, other world size)
+        enc_config, enc_arrays = self.encoder_.get_state()
+        digest = hashlib.sha256(json.dumps(enc_config, sort_keys=True).encode())
+        for key in sorted(enc_arrays):
+            digest.update(key.encode() + np.ascontiguousarray(enc_arrays[key]).tobytes())
+        return {
+            "kind": "tabular-diffusion",
+            "source": source,
+            "device_type": device.type,
+            "params": params,
+            "columns": self.columns_,
+            "condition_on": self.condition_on_,
+            "n_rows": int(n_rows),
+            "stratum_counts": [int(c) for c in self.stratum_counts_],
+            "encoder_sha256": digest.hexdigest(),
+        }
+
+    def _train(
+        self, batches, ctx, device, seeds, ckpt, *, n_rows, source, callback=None, eval_every=None
+    ) -> TabularDiffusionGenerator:
+        """Build the denoiser and train it on ``batches`` (shared by :meth:`fit` and
+        :meth:`fit_parquet`)."""
+        import torch
+
+        from equisynth.diffusion.denoiser import MLPDenoiser
+        from equisynth.diffusion.trainer import Trainer
+
         self.device_ = device
-        self.model_ = MLPDenoiser(
-            self.d_num_,
-            self.cardinalities_,
-            self.strata_.n_strata_,
-            hidden=tuple(self.hidden),
-            dim_t=self.dim_t,
-            dropout=self.dropout,
-        ).to(device)
+        # initial weights from the run's seed, without touching torch's global RNG
+        with torch.random.fork_rng(devices=[]):
+            torch.random.default_generator.manual_seed(seeds["init"])
+            model = MLPDenoiser(
+                self.d_num_,
+                self.cardinalities_,
+                self.strata_.n_strata_,
+                hidden=tuple(self.hidden),
+                dim_t=self.dim_t,
+                dropout=self.dropout,
+            )
+        self.model_ = model.to(device)
         self._build_processes()
         torch_gen = torch.Generator(device=device)
-        torch_gen.manual_seed(seed_from_rng(rng))
+        torch_gen.manual_seed(seeds["train"])
+        if ckpt is not None:
+            ckpt.fingerprint = self._fingerprint(n_rows, source, device)
         trainer = Trainer(
             n_iter=self.n_iter,
             batch_size=self.batch_size,
@@ -247,10 +371,9 @@ class TabularDiffusionGenerator(BaseEstimator):
             progress=self.verbose,
             eval_every=eval_every,
             callback=None,
+            checkpointer=ckpt,
+            distributed=ctx,
         )
-        x_num = torch.as_tensor(enc.x_num, dtype=torch.float32, device=device)
-        x_cat = torch.as_tensor(enc.x_cat, dtype=torch.long, device=device)
-        cond_t = torch.as_tensor(cond, dtype=torch.long, device=device)
 
         if callback is not None:
             # The trainer hands over the EMA model; we expose it through ``self`` so the
@@ -261,20 +384,14 @@ class TabularDiffusionGenerator(BaseEstimator):
 
             trainer.callback = wrapped
 
-        result = trainer.fit(
-            self.model_,
-            self.gaussian_,
-            self.multinomial_,
-            x_num,
-            x_cat,
-            cond_t,
-            torch_gen,
+        result = trainer.fit_batches(
+            self.model_, self.gaussian_, self.multinomial_, batches, torch_gen
         )
         self.model_.load_state_dict(result.ema_state)
         self.model_.eval()
         self.ema_model_ = self.model_
         self.loss_history_ = [float(v) for _, v in result.loss_history]
-        self.sample_seed_ = seed_from_rng(rng)
+        self.sample_seed_ = seeds["sample"]
         self.n_features_in_ = len(self.columns_)
         return self
 
