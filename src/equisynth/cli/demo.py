@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from equisynth.cli.experiment import configure_logging, finish, handle_errors
+from equisynth.manifest import start_run
 
 __all__ = ["demo_command", "register"]
 
@@ -26,6 +27,7 @@ def demo_command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Rebalance lifelines' kidney-transplant cohort (race x sex x death) and report the effect."""
+    run = start_run("demo", locals())
     from equisynth.evaluation.datasets import load_kidney_transplant
     from equisynth.evaluation.protocols import GenericProtocol
     from equisynth.evaluation.runner import run_experiment
@@ -46,6 +48,7 @@ def demo_command(
     )
     result = run_experiment(protocol, seeds=seeds, n_jobs=jobs, verbose=verbose)
     finish(result, out, overwrite=overwrite, plots=True, title="equisynth demo", protocol=protocol)
+    run.write(out)
 
 
 def register(app: typer.Typer) -> None:

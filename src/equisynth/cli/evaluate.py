@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from equisynth.cli.experiment import configure_logging, finish, handle_errors, parse_arms
+from equisynth.manifest import start_run
 
 __all__ = ["evaluate_command", "register"]
 
@@ -60,6 +61,7 @@ def evaluate_command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Evaluate rebalancing arms on any table: same model, same features, same test set."""
+    run = start_run("evaluate", locals())
     from equisynth.evaluation.datasets import read_table, resolve_positive
     from equisynth.evaluation.protocols import GENERIC_ARMS, GenericProtocol
     from equisynth.evaluation.runner import run_experiment
@@ -91,6 +93,7 @@ def evaluate_command(
         title=f"equisynth evaluate {data.name}",
         protocol=protocol,
     )
+    run.write(out, inputs=[data])
 
 
 def register(app: typer.Typer) -> None:

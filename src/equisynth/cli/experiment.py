@@ -7,7 +7,6 @@ printed at the end).
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,7 +14,8 @@ from typing import Annotated
 
 import typer
 
-from equisynth.exceptions import ConfigError, EquisynthError
+from equisynth.exceptions import ConfigError
+from equisynth.manifest import start_run
 
 __all__ = ["mcrage_command", "register"]
 
@@ -23,18 +23,14 @@ DEFAULT_N_ITER = 1000
 
 
 def handle_errors(func: Callable) -> Callable:
-    """Turn an :class:`EquisynthError` into ``error: <message>`` on stderr and exit code 2."""
+    """Turn an :class:`EquisynthError` or ``OSError`` into ``error: <message>`` and exit code 2.
 
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except EquisynthError as exc:
-            message = " ".join(str(exc).split())
-            typer.echo(f"error: {message}", err=True)
-            raise typer.Exit(code=2) from None
+    Any other exception (a bug) is one ``error: internal error ...`` line and exit code 1;
+    see :func:`equisynth.cli._common.handle_errors`, which this is.
+    """
+    from equisynth.cli._common import handle_errors as _handle_errors
 
-    return wrapper
+    return _handle_errors(func)
 
 
 def parse_arms(values: Sequence[str] | None, allowed: Sequence[str]) -> list[str]:
@@ -131,6 +127,7 @@ def mcrage_command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the MCRAGE paper's experiment (balanced control, 10% female, six arms) over seeds."""
+    run = start_run("experiment mcrage", locals())
     from equisynth.evaluation.datasets import load_patient_treatment
     from equisynth.evaluation.protocols import MCRAGE_ARMS, MCRAGEProtocol
     from equisynth.evaluation.runner import run_experiment
@@ -158,6 +155,7 @@ def mcrage_command(
     finish(
         result, out, overwrite=overwrite, plots=plots, title="MCRAGE experiment", protocol=protocol
     )
+    run.write(out, inputs=[data])
 
 
 def register(app: typer.Typer) -> None:

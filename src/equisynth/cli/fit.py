@@ -9,7 +9,8 @@ import typer
 
 from equisynth.cli._common import check_columns, handle_errors, setup_logging
 from equisynth.exceptions import OutputExistsError
-from equisynth.io import atomic_output_dir, read_table
+from equisynth.io import atomic_output_dir, check_output_path, read_table
+from equisynth.manifest import start_run
 
 __all__ = ["fit_command", "register"]
 
@@ -35,11 +36,14 @@ def fit_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars")] = False,
 ) -> None:
     """Train the conditional diffusion generator and save it as a model directory."""
+    run = start_run("fit", locals())
+    seed = run.seed
     setup_logging(quiet)
     if device not in ("cpu", "cuda"):
         raise typer.BadParameter(f"expected cpu or cuda, got {device!r}", param_hint="--device")
     if out.exists() and not overwrite:
         raise OutputExistsError(f"output '{out}' exists; pass --overwrite or choose another path")
+    check_output_path(out, overwrite=overwrite, marker="config.json")
     df = read_table(input)
     check_columns(df, target=target, sensitive=sensitive, numeric=numeric or [], source=str(input))
     from equisynth.resampling import validate_resampling_input
@@ -51,11 +55,12 @@ def fit_command(
         n_iter=n_iter, device=device, random_state=seed, verbose=not quiet
     )
     gen.fit(df, condition_on=[target, *sensitive])
-    with atomic_output_dir(out, overwrite=overwrite) as tmp:
+    with atomic_output_dir(out, overwrite=overwrite, marker="config.json") as tmp:
         gen.save(tmp / "model", overwrite=True)
         for item in (tmp / "model").iterdir():
             item.rename(tmp / item.name)
         (tmp / "model").rmdir()
+        run.write(out, inputs=[input], extra={"generator": gen.get_params()}, into=tmp)
     if not quiet:
         typer.echo(f"saved model to {out}", err=True)
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from equisynth._utils import as_numpy_rng, resolve_device, seed_from_rng
+from equisynth._utils import as_numpy_rng, resolve_device, seed_from_rng, torch_rng_scope
 from equisynth.data.encoding import TabularEncoder
 from equisynth.data.schema import TableSchema, infer_schema
 from equisynth.data.strata import StrataIndex
@@ -225,14 +225,15 @@ class TabularDiffusionGenerator(BaseEstimator):
         self.clip_x0_ = float(np.abs(enc.x_num).max()) if enc.x_num.size else None
 
         self.device_ = device
-        self.model_ = MLPDenoiser(
-            self.d_num_,
-            self.cardinalities_,
-            self.strata_.n_strata_,
-            hidden=tuple(self.hidden),
-            dim_t=self.dim_t,
-            dropout=self.dropout,
-        ).to(device)
+        with torch_rng_scope(seed_from_rng(rng), device):  # weight init uses torch's global RNG
+            self.model_ = MLPDenoiser(
+                self.d_num_,
+                self.cardinalities_,
+                self.strata_.n_strata_,
+                hidden=tuple(self.hidden),
+                dim_t=self.dim_t,
+                dropout=self.dropout,
+            ).to(device)
         self._build_processes()
         torch_gen = torch.Generator(device=device)
         torch_gen.manual_seed(seed_from_rng(rng))
@@ -261,15 +262,16 @@ class TabularDiffusionGenerator(BaseEstimator):
 
             trainer.callback = wrapped
 
-        result = trainer.fit(
-            self.model_,
-            self.gaussian_,
-            self.multinomial_,
-            x_num,
-            x_cat,
-            cond_t,
-            torch_gen,
-        )
+        with torch_rng_scope(seed_from_rng(rng), device):  # dropout uses torch's global RNG
+            result = trainer.fit(
+                self.model_,
+                self.gaussian_,
+                self.multinomial_,
+                x_num,
+                x_cat,
+                cond_t,
+                torch_gen,
+            )
         self.model_.load_state_dict(result.ema_state)
         self.model_.eval()
         self.ema_model_ = self.model_
@@ -460,6 +462,7 @@ class TabularDiffusionGenerator(BaseEstimator):
     def load(cls, path: str | Path, *, device: str = "cpu") -> TabularDiffusionGenerator:
         """Load a generator saved with :meth:`save`; weights land on ``device`` (CPU default)."""
         from equisynth.diffusion.denoiser import MLPDenoiser
+        from equisynth.generators._integrity import check_loaded_tabular
         from equisynth.generators._modelfile import read_model_dir
 
         config, tensors, arrays = read_model_dir(
@@ -483,19 +486,22 @@ class TabularDiffusionGenerator(BaseEstimator):
             gen.stratum_counts_ = list(config["stratum_counts"])
             gen.sample_seed_ = int(config["sample_seed"])
             gen.loss_history_ = list(config["loss_history"])
-        except (KeyError, TypeError, ValueError) as exc:
+            check_loaded_tabular(gen, path)
+            gen.model_ = MLPDenoiser(
+                gen.d_num_,
+                gen.cardinalities_,
+                gen.strata_.n_strata_,
+                hidden=gen.hidden,
+                dim_t=gen.dim_t,
+                dropout=gen.dropout,
+            )
+        except ModelFileError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
             raise ModelFileError(
                 f"model directory {path} has an invalid config.json ({type(exc).__name__}: {exc})"
             ) from exc
         gen.device_ = resolve_device(device)
-        gen.model_ = MLPDenoiser(
-            gen.d_num_,
-            gen.cardinalities_,
-            gen.strata_.n_strata_,
-            hidden=gen.hidden,
-            dim_t=gen.dim_t,
-            dropout=gen.dropout,
-        )
         try:
             gen.model_.load_state_dict(tensors)
         except RuntimeError as exc:
