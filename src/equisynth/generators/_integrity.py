@@ -28,13 +28,21 @@ def _finite_number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _valid_dtype(dtype) -> bool:
+    if not isinstance(dtype, str):
+        return False
+    try:
+        pd.api.types.pandas_dtype(dtype)
+    except (TypeError, ValueError, KeyError):
+        return False
+    return True
+
+
 def _check_spec(spec, path) -> None:
     name = spec.name
     if spec.kind not in KINDS or not isinstance(spec.has_missing, bool):
         _fail(path, f"column {name!r} has an unknown kind or missing flag")
-    try:
-        pd.api.types.pandas_dtype(spec.dtype)
-    except (TypeError, ValueError):
+    if not _valid_dtype(spec.dtype):
         _fail(path, f"column {name!r} has an unknown dtype {spec.dtype!r}")
     if spec.kind in ("continuous", "integer"):
         if not (isinstance(spec.decimals, int) and 0 <= spec.decimals <= MAX_DECIMALS):
@@ -69,6 +77,15 @@ def check_loaded_tabular(gen, path) -> None:
         gen.condition_on_
     ):
         _fail(path, "a condition column has no levels or no dtype")
+    for column, levels, dtype in zip(
+        gen.condition_on_, gen.strata_.levels_, gen.strata_.dtypes_, strict=True
+    ):
+        if not _valid_dtype(dtype):
+            _fail(path, f"condition column {column!r} has an unknown dtype {dtype!r}")
+        if any(not isinstance(v, str | int | float | bool) for v in levels):
+            _fail(path, f"condition column {column!r} has a level that is not a JSON scalar")
+        if len(set(levels)) != len(levels):
+            _fail(path, f"condition column {column!r} has duplicated levels")
     if gen.data_columns_ != [c for c in columns if c not in gen.condition_on_]:
         _fail(path, "the data columns do not match the columns and conditions")
     for spec in gen.schema_.columns:
