@@ -343,3 +343,22 @@ def test_overwrite_never_deletes_an_unrelated_directory(tmp_path):
     result = runner.invoke(app, [str(a) for a in [*args, "--n-iter", "1", "-q"]])
     _assert_one_line_error(result, "refusing to replace")
     assert (precious / "chapter1.tex").read_text() == "years of work"
+
+
+def test_quality_overwrite_never_deletes_an_unrelated_directory(tmp_path):
+    from equisynth.evaluation.quality import write_quality_outputs
+    from equisynth.exceptions import OutputExistsError
+
+    table = pd.DataFrame(
+        {"metric": ["c2st_auc"], "stratum": ["all"], "column": [""], "value": [0.5]}
+    )
+    precious = tmp_path / "thesis"
+    precious.mkdir()
+    (precious / "chapter1.tex").write_text("years of work")
+    with pytest.raises(OutputExistsError, match="not an earlier quality report"):
+        write_quality_outputs(table, precious, overwrite=True, plots=False)
+    assert (precious / "chapter1.tex").read_text() == "years of work"
+    report = tmp_path / "report"
+    write_quality_outputs(table, report, plots=False)
+    write_quality_outputs(table, report, overwrite=True, plots=False)  # an earlier report: fine
+    assert (report / "quality.csv").is_file()

@@ -8,10 +8,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from reliability_support import fuzz, record
 from typer.testing import CliRunner
 
-from equisynth.cli._copies import guard_copies
+from equisynth.cli._copies import exact_copy_mask, guard_copies
 from equisynth.cli.app import app
+from equisynth.evaluation.quality.privacy import drop_close_copies
 from equisynth.io import read_table
 
 runner = CliRunner()
@@ -113,3 +117,49 @@ def test_guard_only_flags_exact_copies(caplog, drop):
     assert "2 of 4 synthetic rows" in caplog.text
     expected = synth.iloc[[1, 3]] if drop else synth
     pd.testing.assert_frame_equal(out, expected.reset_index(drop=True))
+
+
+def test_drop_close_copies_finds_every_exact_copy_with_many_features():
+    """Regression: with ~800 one-hot features the neighbour search's distance shortcut put
+    exact copies at ~1e-7 > COPY_TOL, so 25 of these 300 copies were missed."""
+    rng = np.random.default_rng(0)
+    n = 600
+    real = pd.DataFrame(
+        {
+            "code": rng.choice([f"c{i}" for i in range(400)], n),
+            "code2": rng.choice([f"d{i}" for i in range(400)], n),
+            "x": rng.normal(0, 1, n),
+            "big": rng.normal(0, 1, n) * 1e3,
+            "y": rng.integers(0, 2, n),
+        }
+    )
+    synth = real.sample(300, random_state=1).reset_index(drop=True)
+    _, dropped = drop_close_copies(synth, real)
+    assert dropped.all()
+    assert exact_copy_mask(real, synth).all()
+
+
+VALUES = {
+    "x": st.sampled_from([0.0, 1.5, 2.25, -3.0, np.nan]),
+    "k": st.sampled_from([0, 1, 7]),
+    "c": st.sampled_from(["a", "b", "1", None]),
+    "f": st.booleans(),
+}
+
+
+@fuzz(60)
+@given(
+    rows=st.lists(st.fixed_dictionaries(VALUES), min_size=2, max_size=12),
+    extra=st.lists(st.fixed_dictionaries(VALUES), min_size=1, max_size=12),
+    n_copied=st.integers(0, 6),
+)
+def test_hash_guard_agrees_with_drop_close_copies(rows, extra, n_copied):
+    """The fast exact-copy check flags the same rows as drop_close_copies(threshold=0)."""
+    real = pd.DataFrame(rows)
+    synth = pd.concat([real.iloc[:n_copied], pd.DataFrame(extra)], ignore_index=True)
+    if real["x"].notna().all():  # drop_close_copies imputes NaN in a column without NaN
+        synth["x"] = synth["x"].fillna(0.5)
+    _, dropped = drop_close_copies(synth, real, threshold=0.0)
+    np.testing.assert_array_equal(exact_copy_mask(real, synth), dropped)
+    assert exact_copy_mask(real, synth)[: min(n_copied, len(real))].all()
+    record("guard: hash vs drop_close_copies", "result")
