@@ -6,11 +6,13 @@ baseline measured in the same run: writing the rebalanced table as CSV with ``wr
 Usage::
 
     python benchmarks/bench_copy_guard.py [--data ../shared/data/diabetes130/diabetic_data.csv.gz]
-        [--rows 20000] [--repeats 3]
+        [--rows 20000] [--repeats 3] [--with-nn]
 
 Synthetic rows are simulated by resampling real rows (a share of them perturbed), so that about
 half of them are exact copies: the guard then does all of its work (search and drop).
-Prints the median of ``--repeats`` runs of each step and their ratio.
+Prints the median of ``--repeats`` runs of each step and their ratio. ``--with-nn`` also times
+:func:`equisynth.evaluation.quality.privacy.drop_close_copies` (nearest neighbours over one-hot
+features), which finds the same rows, once.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from equisynth.cli._copies import guard_copies
+from equisynth.cli._copies import exact_copy_mask, guard_copies
 from equisynth.io import write_table
 
 DEFAULT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "diabetes130"
@@ -45,6 +47,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT / "diabetic_data.csv.gz")
     parser.add_argument("--rows", type=int, default=20000, help="real rows used (0: all)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--with-nn", action="store_true", help="also time drop_close_copies")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
 
@@ -61,9 +64,7 @@ def main() -> None:
     guard = _median_seconds(lambda: guard_copies(real, synth, drop=True), args.repeats)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.csv"
-        write = _median_seconds(
-            lambda: write_table(rebalanced, out, overwrite=True), args.repeats
-        )
+        write = _median_seconds(lambda: write_table(rebalanced, out, overwrite=True), args.repeats)
     kept = guard_copies(real, synth, drop=True)
     print(f"data: {args.data.name}, {len(real)} real x {real.shape[1]} columns, "
           f"{len(synth)} synthetic rows ({len(synth) - len(kept)} exact copies dropped)")  # fmt: skip
@@ -71,6 +72,14 @@ def main() -> None:
     print("|---|---|")
     print(f"| guard_copies (exact-copy check + drop) | {guard:.3f} |")
     print(f"| write_table CSV of the {len(rebalanced)} rows (baseline) | {write:.3f} |")
+    if args.with_nn:
+        from equisynth.evaluation.quality.privacy import drop_close_copies
+
+        start = time.perf_counter()
+        _, dropped = drop_close_copies(synth, real)
+        nn = time.perf_counter() - start
+        same = bool((dropped == exact_copy_mask(real, synth)).all())
+        print(f"| drop_close_copies (1 run; same rows flagged: {same}) | {nn:.3f} |")
     print(f"ratio guard / write: {guard / write:.2f}")
 
 
