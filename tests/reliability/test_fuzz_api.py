@@ -82,7 +82,7 @@ def _resample_case(name: str, sampler, df, target) -> None:
     record(name, "result")
 
 
-@fuzz(300)
+@fuzz(200)
 @given(case=hostile_tables(), method=st.sampled_from(["smote", "random"]))
 def test_fuzz_baselines(case, method):
     df, target, sensitive = case

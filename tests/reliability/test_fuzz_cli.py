@@ -108,7 +108,7 @@ def test_fuzz_rebalance(tmp_path_factory, case, ext, method, drop_copies):
         _check_rebalanced(inp, out)
 
 
-@fuzz(60)
+@fuzz(40)
 @given(content=GARBAGE_FILES, ext=st.sampled_from([".csv", ".parquet", ".csv.gz", ".tsv"]))
 def test_fuzz_rebalance_garbage_bytes(tmp_path_factory, content, ext):
     work = tmp_path_factory.mktemp("garbage")
@@ -205,7 +205,7 @@ def real_table(tmp_path_factory) -> Path:
     return path
 
 
-@fuzz(15)
+@fuzz(8)
 @given(case=hostile_tables(), strata=st.booleans())
 def test_fuzz_quality(tmp_path_factory, real_table, case, strata):
     df, _, _ = case

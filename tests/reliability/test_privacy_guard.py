@@ -147,7 +147,7 @@ VALUES = {
 }
 
 
-@fuzz(60)
+@fuzz(40)
 @given(
     rows=st.lists(st.fixed_dictionaries(VALUES), min_size=2, max_size=12),
     extra=st.lists(st.fixed_dictionaries(VALUES), min_size=1, max_size=12),
