@@ -159,6 +159,8 @@ MUTATIONS = (
     "int_column_names",
     "single_stratum",
     "unicode_values",
+    "nullable_dtypes",
+    "category_dtype",
 )
 
 
@@ -235,6 +237,17 @@ def hostile_tables(draw, *, max_rows: int = 40):
         elif mutation == "unicode_values":
             text = string.printable + "éü患🙂\u200b"
             _set(df, rows, "c", draw(st.text(alphabet=text, max_size=8)))
+        elif mutation == "nullable_dtypes":  # Int64 / Float64 / string / boolean with pd.NA
+            df = df.convert_dtypes()
+            col = draw(st.sampled_from(["x", "k", "c"]))
+            if col in df.columns:
+                column = df[col].copy()
+                column.iloc[rows] = pd.NA
+                df[col] = column
+        elif mutation == "category_dtype":
+            col = draw(st.sampled_from(["c", sensitive]))
+            if col in df.columns:
+                df[col] = df[col].astype("category")
         elif mutation == "weird_names":
             new = draw(WEIRD_NAMES)
             which = draw(st.sampled_from(["x", "c", sensitive, target]))

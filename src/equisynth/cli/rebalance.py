@@ -17,6 +17,7 @@ from equisynth.cli._common import (
     stratum_summary,
 )
 from equisynth.cli._copies import check_drop_copies_option, guard_copies
+from equisynth.exceptions import DataError
 from equisynth.io import check_output_path, read_table, table_format, write_table
 from equisynth.manifest import start_run
 
@@ -45,6 +46,11 @@ def run_rebalance(
     """
     from equisynth.resampling import make_resampler, validate_resampling_input
 
+    if "is_synthetic" in df.columns:  # it would be overwritten by the flag added below
+        raise DataError(
+            "the input already has a column 'is_synthetic', the flag rebalance adds; rename or "
+            "drop it (for an earlier rebalance output: keep its rows where it is False, drop it)"
+        )
     X = df.drop(columns=[target])
     validate_resampling_input(X, df[target], sensitive, target_name=target)
     kwargs: dict = {

@@ -127,7 +127,7 @@ def validate_resampling_input(
                 )
     for col in X.columns:
         if pd.api.types.is_float_dtype(X[col]):
-            values = X[col].to_numpy(float)
+            values = X[col].to_numpy(dtype=float, na_value=np.nan)
             bad = np.isinf(values) | (np.abs(np.nan_to_num(values)) > MAX_ABS_VALUE)
             if bad.any():
                 raise DataError(
