@@ -205,7 +205,7 @@ def real_table(tmp_path_factory) -> Path:
     return path
 
 
-@fuzz(8)
+@fuzz(5)
 @given(case=hostile_tables(), strata=st.booleans())
 def test_fuzz_quality(tmp_path_factory, real_table, case, strata):
     df, _, _ = case
