@@ -66,6 +66,7 @@ def test_missing_data_file_exits_2(app, tmp_path):
     assert "nope.csv" in result.output and "does not exist" in result.output
 
 
+@pytest.mark.slow
 def test_experiment_mcrage_success_with_tiny_settings(app, tmp_path):
     if not PATIENT_TREATMENT.is_file():
         pytest.skip("shared data folder absent")
@@ -89,6 +90,8 @@ def test_experiment_mcrage_success_with_tiny_settings(app, tmp_path):
         "--classifier",
         "lr",
         "--no-plots",
+        "--quality",
+        "fast",
     ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -97,12 +100,15 @@ def test_experiment_mcrage_success_with_tiny_settings(app, tmp_path):
     assert set(res["seed"]) == {0, 1}
     assert set(res["arm"]) == {"imbalanced", "smote", "mcrage"}
     assert (out / "summary.md").is_file() and (out / "report.html").is_file()
+    quality = pd.read_csv(out / "quality.csv")  # the quality section of the generator arms
+    assert {"smote", "mcrage"} == set(quality["arm"])
     assert "mcrage" in result.output  # the printed table
     # A second run does not overwrite without --overwrite ...
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 2 and "--overwrite" in again.output
-    # ... and does with it.
-    assert CliRunner().invoke(app, [*args, "--overwrite"]).exit_code == 0
+    # ... and does with it (one seed is enough to check that).
+    assert CliRunner().invoke(app, [*args, "--seeds", "1", "--overwrite"]).exit_code == 0
+    assert set(pd.read_csv(out / "results.csv")["seed"]) == {0}
 
 
 def test_evaluate_generic_table_with_patient_groups(app, tmp_path):
@@ -141,6 +147,8 @@ def test_evaluate_generic_table_with_patient_groups(app, tmp_path):
             "--classifier",
             "lr",
             "--no-plots",
+            "--quality",
+            "none",
             "--out",
             str(out),
         ],
@@ -148,6 +156,7 @@ def test_evaluate_generic_table_with_patient_groups(app, tmp_path):
     assert result.exit_code == 0, result.output
     res = pd.read_csv(out / "results.csv")
     assert set(res["arm"]) == {"real", "random_oversample"}
+    assert not (out / "quality.csv").exists()  # --quality none
     config = (out / "config.json").read_text()
     assert '"pid"' in config and '"features": [\n    "x",\n    "sex"\n  ]' in config
 

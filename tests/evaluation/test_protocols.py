@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from equisynth.evaluation.datasets import load_kidney_transplant, load_patient_treatment
+from equisynth.evaluation.datasets import ACTG175_DROPPED, load_actg175, load_patient_treatment
 from equisynth.evaluation.models import feature_columns, make_downstream_model
 from equisynth.evaluation.protocols import (
     GenericProtocol,
@@ -16,6 +16,7 @@ from equisynth.evaluation.protocols import (
     check_arms,
     fill_to_max_conditions,
 )
+from equisynth.evaluation.protocols.selection import CheckpointSelectedGenerator, _real_row_mask
 from equisynth.exceptions import ConfigError, DataError
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -90,12 +91,12 @@ def test_every_arm_shares_test_set_and_features_and_no_test_row_leaks(patient_tr
 
 
 def test_resampled_arms_start_from_the_base_set(patient_treatment):
-    pytest.importorskip("equisynth.resampling.baselines")
-    protocol = _mcrage(patient_treatment, arms=("random_oversample", "smote"))
+    arms = ("random_oversample", "smote", "mcrage", "smote_mcrage")
+    protocol = _mcrage(patient_treatment, arms=arms, generator="empirical")
     protocol.validate()
     split = protocol.split(0)
     base = split.base.reset_index(drop=True)
-    for arm in ("random_oversample", "smote"):
+    for arm in arms:
         train = protocol.training_set(arm, split, np.random.default_rng(1))
         real = train[~train["is_synthetic"]].drop(columns="is_synthetic").reset_index(drop=True)
         pd.testing.assert_frame_equal(real, base, check_dtype=False)
@@ -129,8 +130,7 @@ def test_grouped_split_never_puts_a_patient_on_both_sides():
 
 
 def test_generic_protocol_scores_the_real_arm_on_demo_data():
-    pytest.importorskip("equisynth.fairness.metrics")
-    ds = load_kidney_transplant()
+    ds = load_actg175()
     protocol = GenericProtocol(
         data=ds.frame,
         target=ds.target,
@@ -182,3 +182,76 @@ def test_downstream_model_handles_categoricals_and_missing_values():
     assert feature_columns(["a", "b", "y"], target="y", sensitive=["b"]) == ["a", "b"]
     with pytest.raises(ConfigError, match="classifier"):
         make_downstream_model("svm", X)
+
+
+def test_holdout_holds_only_rows_no_arm_trains_on(patient_treatment):
+    protocol = _mcrage(patient_treatment)
+    protocol.validate()
+    split = protocol.split(0)
+    assert not set(split.holdout.index) & set(split.base.index)
+    assert set(split.test.index) <= set(split.holdout.index)
+    left_out = set(split.control.index) - set(split.base.index)
+    assert left_out <= set(split.holdout.index)
+    # the left-out training rows are the 90% of female rows not kept
+    assert (split.control.loc[sorted(left_out), "SEX"] == "F").all()
+
+
+def test_actg175_demo_table_has_no_outcome_leak():
+    ds = load_actg175()
+    assert not set(ACTG175_DROPPED) & set(ds.frame.columns)
+    assert {"days", "cd420", "cd820", "cd496", "r", "offtrt", "pidnum"} <= set(ACTG175_DROPPED)
+    assert ds.target == "cens" and set(ds.frame["cens"]) == {0, 1}
+    assert set(ds.frame["race"]) == {"white", "non-white"}
+    assert set(ds.frame["gender"]) == {"female", "male"}
+    assert len(ds.frame) == 2139 and not ds.frame.isna().any().any()
+
+
+def test_model_selection_validates_on_real_rows_only():
+    rng = np.random.default_rng(0)
+    real = pd.DataFrame(
+        {"x": rng.normal(size=200), "s": rng.choice(["F", "M"], 200), "y": rng.integers(0, 2, 200)}
+    )
+    extra = real.sample(150, random_state=1).assign(x=lambda d: d["x"] + 0.01)  # SMOTE-like rows
+    table = pd.concat([real, extra], ignore_index=True)
+    mask = _real_row_mask(table, real)
+    assert mask[:200].all() and not mask[200:].any()
+    gen = CheckpointSelectedGenerator(
+        target="y",
+        positive=1,
+        sensitive=["s"],
+        features=["x", "s"],
+        classifier="lr",
+        generator_params={"n_iter": 20, "batch_size": 64, "hidden": (16,), "sample_steps": 5},
+        eval_every=10,
+        real_rows=real,
+        random_state=0,
+    )
+    fit_part, val_part = gen._validation_split(table, ["y", "s"], np.random.default_rng(0))
+    assert len(val_part) == 50 and len(fit_part) == 300
+    # no synthetic row is ever scored: every validation row is a real row
+    assert len(val_part.merge(real, how="inner")) == len(val_part)
+    gen.fit(table, condition_on=["y", "s"])
+    assert [h["step"] for h in gen.history_] == [10, 20]
+    assert gen.best_["f1"] == max(h["f1"] for h in gen.history_)
+    assert sum(gen.validation_counts_.values()) == 50
+    out = gen.sample(pd.DataFrame({"y": [1, 0], "s": ["F", "M"]}), random_state=0)
+    assert list(out.columns) == ["x", "s", "y"] and out["s"].tolist() == ["F", "M"]
+
+
+def test_search_budget_limits_the_settings_tried():
+    def grid(param_grid, budget):
+        g = CheckpointSelectedGenerator(
+            target="y", positive=1, sensitive=["s"], features=["x"], param_grid=param_grid,
+            search_budget=budget,
+        )  # fmt: skip
+        return g._grid(np.random.default_rng(0))
+
+    assert grid(None, 3) == [{}]
+    assert grid([{"guidance_scale": 1.0}, {"guidance_scale": 2.0}, {"lr": 1e-3}], 2) == [
+        {"guidance_scale": 1.0},
+        {"guidance_scale": 2.0},
+    ]
+    full = grid({"guidance_scale": [1.0, 2.0], "lr": [1e-3, 2e-3]}, 4)
+    assert len(full) == 4 and len({tuple(sorted(d.items())) for d in full}) == 4
+    drawn = grid({"guidance_scale": [1.0, 1.5, 2.0, 3.0], "lr": [1e-3, 2e-3]}, 3)
+    assert len(drawn) == 3 and all(d["guidance_scale"] in (1.0, 1.5, 2.0, 3.0) for d in drawn)

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from equisynth.cli.experiment import configure_logging, finish, handle_errors, parse_arms
+from equisynth.cli.experiment import (
+    DEFAULT_N_ITER,
+    check_out,
+    configure_logging,
+    finish,
+    handle_errors,
+    parse_arms,
+    quality_options,
+)
 from equisynth.manifest import start_run
 
 __all__ = ["evaluate_command", "register"]
@@ -44,7 +52,9 @@ def evaluate_command(
     test_size: Annotated[
         float, typer.Option(help="Share of rows (or patients) in the test set")
     ] = 0.2,
-    n_iter: Annotated[int, typer.Option("--n-iter", min=1, help="Generator training steps")] = 1000,
+    n_iter: Annotated[int, typer.Option("--n-iter", min=1, help="Generator training steps")] = (
+        DEFAULT_N_ITER
+    ),
     model_selection: Annotated[
         bool, typer.Option(help="Select the generator checkpoint by validation F1")
     ] = True,
@@ -54,7 +64,16 @@ def evaluate_command(
     generator: Annotated[
         str, typer.Option("--generator", help="diffusion, or empirical (a fast test double)")
     ] = "diffusion",
+    min_group_size: Annotated[
+        int, typer.Option("--min-group-size", min=1, help="Fewest rows behind a group rate")
+    ] = 10,
     plots: Annotated[bool, typer.Option(help="Write plots")] = True,
+    quality: Annotated[
+        str,
+        typer.Option(
+            help="Quality section (fidelity, privacy of synthetic rows): full, fast or none"
+        ),
+    ] = "full",
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing --out")
     ] = False,
@@ -68,6 +87,7 @@ def evaluate_command(
 
     configure_logging(verbose)
     arm_list = parse_arms(arms, GENERIC_ARMS)
+    check_out(out, overwrite)
     df = read_table(data)
     protocol = GenericProtocol(
         data=df,
@@ -83,6 +103,7 @@ def evaluate_command(
         model_selection=model_selection,
         group_col=group_col,
         exclude_columns=tuple(drop or ()),
+        min_group_size=min_group_size,
     )
     result = run_experiment(protocol, seeds=seeds, n_jobs=jobs, verbose=verbose)
     finish(
@@ -90,6 +111,7 @@ def evaluate_command(
         out,
         overwrite=overwrite,
         plots=plots,
+        quality=quality_options(quality),
         title=f"equisynth evaluate {data.name}",
         protocol=protocol,
     )

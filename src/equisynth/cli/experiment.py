@@ -8,29 +8,26 @@ printed at the end).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from equisynth.cli._common import handle_errors
 from equisynth.exceptions import ConfigError
 from equisynth.manifest import start_run
 
-__all__ = ["mcrage_command", "register"]
+__all__ = [
+    "configure_logging",
+    "finish",
+    "handle_errors",
+    "mcrage_command",
+    "parse_arms",
+    "register",
+]
 
 DEFAULT_N_ITER = 1000
-
-
-def handle_errors(func: Callable) -> Callable:
-    """Turn an :class:`EquisynthError` or ``OSError`` into ``error: <message>`` and exit code 2.
-
-    Any other exception (a bug) is one ``error: internal error ...`` line and exit code 1;
-    see :func:`equisynth.cli._common.handle_errors`, which this is.
-    """
-    from equisynth.cli._common import handle_errors as _handle_errors
-
-    return _handle_errors(func)
 
 
 def parse_arms(values: Sequence[str] | None, allowed: Sequence[str]) -> list[str]:
@@ -52,7 +49,10 @@ def configure_logging(verbose: bool) -> None:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
-def format_table(results, metrics: Sequence[str] = ("f1", "roc_auc", "worst_group_tpr")) -> str:
+def format_table(
+    results,
+    metrics: Sequence[str] = ("accuracy", "f1", "auroc", "worst_group_tpr", "disparate_impact"),
+) -> str:
     """Mean ± sd over seeds of a few overall metrics, one line per arm (for the terminal)."""
     overall = results[results["group"] == "all"]
     present = [m for m in metrics if m in set(overall["metric"])]
@@ -64,19 +64,57 @@ def format_table(results, metrics: Sequence[str] = ("f1", "roc_auc", "worst_grou
     for arm in arms:
         cells = []
         for metric in present:
-            v = overall[(overall["arm"] == arm) & (overall["metric"] == metric)]["value"]
+            v = overall[(overall["arm"] == arm) & (overall["metric"] == metric)]["value"].dropna()
+            if v.empty:
+                cells.append(f"{'n/a':>17}")
+                continue
             sd = v.std(ddof=1) if len(v) > 1 else 0.0
             cells.append(f"{v.mean():>8.3f} ± {sd:<6.3f}")
         lines.append("  ".join([f"{arm:<{width}}", *cells]))
     return "\n".join(lines)
 
 
-def finish(result, out: Path, *, overwrite: bool, plots: bool, title: str, protocol) -> None:
-    """Write the outputs and print the table and where they are."""
-    from equisynth.evaluation.runner import write_experiment
+def quality_options(value: str):
+    """``--quality full|fast|none`` as :class:`QualityOptions` (or ``None``)."""
+    from equisynth.evaluation.arm_quality import QualityOptions
+
+    choices = {
+        "full": QualityOptions(),
+        "fast": QualityOptions(classifier="lr", cv=3, associations=False),
+        "none": None,
+    }
+    if value not in choices:
+        raise ConfigError(f"--quality must be full, fast or none, got {value!r}")
+    return choices[value]
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an existing non-empty ``--out`` before any work (without ``--overwrite``)."""
+    from equisynth.exceptions import OutputExistsError
+
+    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
+        raise OutputExistsError(
+            f"output directory {str(out)!r} exists; pass --overwrite to replace it"
+        )
+
+
+def finish(
+    result, out: Path, *, overwrite: bool, plots: bool, title: str, protocol, quality=None
+) -> None:
+    """Write the outputs and print the table and where they are.
+
+    ``quality`` is a :class:`~equisynth.evaluation.arm_quality.QualityOptions` or ``None``.
+    """
+    from equisynth.evaluation.outputs import write_experiment
 
     paths = write_experiment(
-        result, out, overwrite=overwrite, plots=plots, title=title, protocol=protocol
+        result,
+        out,
+        overwrite=overwrite,
+        plots=plots,
+        quality=quality,
+        title=title,
+        protocol=protocol,
     )
     n_seeds = result.results["seed"].nunique()
     typer.echo(f"{title}: {n_seeds} seed(s), {result.wall_seconds:.1f} s")
@@ -111,7 +149,16 @@ def mcrage_command(
     ] = True,
     search: Annotated[
         list[float] | None,
-        typer.Option("--search-guidance", help="Guidance scales to search (repeat the option)"),
+        typer.Option(
+            "--search-guidance",
+            help="Guidance scales to search by validation F1 (repeat the option)",
+        ),
+    ] = None,
+    search_budget: Annotated[
+        int | None,
+        typer.Option(
+            "--search-budget", min=1, help="Most settings tried (default: every --search-guidance)"
+        ),
     ] = None,
     include_sensitive: Annotated[
         bool, typer.Option(help="Use the sensitive attribute as a model input (all arms)")
@@ -120,7 +167,17 @@ def mcrage_command(
         str, typer.Option("--generator", help="diffusion, or empirical (a fast test double)")
     ] = "diffusion",
     keep_fraction: Annotated[float, typer.Option(help="Share of female training rows kept")] = 0.1,
+    min_group_size: Annotated[
+        int, typer.Option("--min-group-size", min=1, help="Fewest rows behind a group rate")
+    ] = 10,
     plots: Annotated[bool, typer.Option(help="Write plots")] = True,
+    quality: Annotated[
+        str,
+        typer.Option(
+            help="Quality section (fidelity, privacy of synthetic rows): full (C2ST by gradient "
+            "boosting), fast (logistic regression, no pairwise associations) or none"
+        ),
+    ] = "full",
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing --out")
     ] = False,
@@ -134,6 +191,7 @@ def mcrage_command(
 
     configure_logging(verbose)
     arm_list = parse_arms(arms, MCRAGE_ARMS)
+    check_out(out, overwrite)
     ds = load_patient_treatment(data)
     protocol = MCRAGEProtocol(
         data=ds.frame,
@@ -147,21 +205,31 @@ def mcrage_command(
         generator_params={"n_iter": n_iter},
         model_selection=model_selection,
         eval_every=eval_every,
-        param_grid=[{"guidance_scale": g} for g in search] if search else None,
-        search_budget=len(search) if search else 1,
+        param_grid={"guidance_scale": list(search)} if search else None,
+        search_budget=search_budget or (len(search) if search else 1),
         keep_fraction=keep_fraction,
+        min_group_size=min_group_size,
     )
     result = run_experiment(protocol, seeds=seeds, n_jobs=jobs, verbose=verbose)
     finish(
-        result, out, overwrite=overwrite, plots=plots, title="MCRAGE experiment", protocol=protocol
+        result,
+        out,
+        overwrite=overwrite,
+        plots=plots,
+        quality=quality_options(quality),
+        title="MCRAGE experiment",
+        protocol=protocol,
     )
     run.write(out, inputs=[data])
 
 
+#: The ``experiment`` command group; other experiments add their command to it.
+experiment_app = typer.Typer(
+    help="Reproduce published experiments over many seeds.", no_args_is_help=True
+)
+experiment_app.command("mcrage")(mcrage_command)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``experiment`` command group (with ``mcrage``) to ``app``."""
-    group = typer.Typer(
-        help="Reproduce published experiments over many seeds.", no_args_is_help=True
-    )
-    group.command("mcrage")(mcrage_command)
-    app.add_typer(group, name="experiment")
+    app.add_typer(experiment_app, name="experiment")

@@ -10,7 +10,8 @@ from typing import Annotated
 
 import typer
 
-from equisynth.cli.experiment import configure_logging, handle_errors
+from equisynth.cli._common import handle_errors
+from equisynth.cli.experiment import configure_logging
 from equisynth.exceptions import ConfigError, DataError, OutputExistsError
 from equisynth.manifest import start_run
 

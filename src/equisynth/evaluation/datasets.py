@@ -1,13 +1,16 @@
 """Dataset loaders for the experiments: the MCRAGE paper's table and the demo table.
 
-The demo table is the kidney-transplant cohort that ships with ``lifelines``
-(``lifelines.datasets.load_kidney_transplant``; 863 patients of the Ohio State
-University Medical Center, 1982-1992, from Klein & Moeschberger, "Survival
-Analysis", section 1.7). lifelines does not ship ACTG 175, and this is the only
-real clinical table in it with both race and sex. Its indicator columns are
-decoded into ``race`` (black/white) and ``sex`` (female/male); the outcome is
-``death`` (16% died during follow-up). The follow-up ``time`` is dropped: it ends at
-death, so it would leak the outcome.
+The demo table is ACTG 175 (Hammer et al., NEJM 1996; AIDS Clinical Trials Group
+study 175: 2,139 HIV-infected adults randomised to four antiretroviral regimens),
+which ships with ``lifelines`` as ``lifelines/datasets/ACTG175.csv``. The outcome is
+``cens`` (1 = an AIDS-defining event, a CD4 decline or death during follow-up, 24%);
+the sensitive attributes are ``race`` (white / non-white) and ``gender``
+(female / male), decoded from their 0/1 codes. Dropped: the row number and
+``pidnum`` (ids), ``days`` (time to the event or censoring: it leaks the outcome), and
+the post-baseline measurements ``cd420``, ``cd820``, ``cd496``, ``r`` (whether
+``cd496`` was measured) and ``offtrt`` (went off treatment before 96 weeks): they are
+observed after randomisation, partly after the event, so a model using them predicts
+the outcome from its consequences. ``zprior`` (constant) is dropped too.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from equisynth.exceptions import DataError, InputFileError
+from equisynth.exceptions import DataError
+from equisynth.io import read_table
 
 __all__ = [
+    "ACTG175_DROPPED",
     "PATIENT_TREATMENT_COLUMNS",
     "Dataset",
-    "load_kidney_transplant",
+    "load_actg175",
     "load_patient_treatment",
     "read_table",
     "resolve_positive",
@@ -70,30 +75,6 @@ class Dataset:
     group_col: str | None = field(default=None)
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV (optionally gzipped) or Parquet file; a bad path is an :class:`InputFileError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"input file {str(path)!r} does not exist; check the path")
-    name = path.name.lower()
-    try:
-        if name.endswith((".parquet", ".pq")):
-            df = pd.read_parquet(path)
-        elif name.endswith((".csv", ".csv.gz", ".txt")):
-            df = pd.read_csv(path)
-        else:
-            raise InputFileError(
-                f"unknown format of {str(path)!r}; expected a .csv, .csv.gz or .parquet file"
-            )
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        if isinstance(exc, InputFileError):
-            raise
-        raise InputFileError(f"could not read {str(path)!r}: {exc}") from exc
-    if df.empty:
-        raise InputFileError(f"input file {str(path)!r} holds no rows")
-    return df
-
-
 def load_patient_treatment(path: str | Path) -> Dataset:
     """The MCRAGE paper's table (Sadikin 2020): target ``SOURCE`` (positive ``"in"``), sensitive ``SEX``.
 
@@ -119,37 +100,51 @@ def load_patient_treatment(path: str | Path) -> Dataset:
     )
 
 
-def load_kidney_transplant() -> Dataset:
-    """The demo table: lifelines' kidney-transplant cohort, strata race x sex x death.
+#: ACTG 175 columns left out of the demo table, and why (see the module docstring).
+ACTG175_DROPPED = {
+    "pidnum": "patient id",
+    "days": "time to event or censoring: leaks the outcome",
+    "cd420": "CD4 count at 20 weeks: post-baseline",
+    "cd820": "CD8 count at 20 weeks: post-baseline",
+    "cd496": "CD4 count at 96 weeks: post-baseline, often missing",
+    "r": "whether cd496 was measured: post-baseline",
+    "offtrt": "went off treatment before 96 weeks: post-baseline",
+    "zprior": "constant (all 1)",
+}
+
+
+def load_actg175() -> Dataset:
+    """The demo table: ACTG 175 from lifelines, strata race x gender x outcome.
+
+    Baseline columns only (see :data:`ACTG175_DROPPED`); ``race`` and ``gender`` are
+    decoded to ``white``/``non-white`` and ``female``/``male``; the target ``cens`` is 0/1.
 
     Examples
     --------
-    >>> ds = load_kidney_transplant()
-    >>> list(ds.frame.columns), ds.target, ds.sensitive
-    (['age', 'race', 'sex', 'death'], 'death', ('race', 'sex'))
+    >>> ds = load_actg175()
+    >>> ds.frame.shape, ds.target, ds.sensitive
+    ((2139, 19), 'cens', ('race', 'gender'))
+    >>> ds.frame.groupby(["race", "gender"]).size().to_dict()
+    {('non-white', 'female'): 213, ('non-white', 'male'): 404, ('white', 'female'): 155, ('white', 'male'): 1367}
     """
-    from lifelines.datasets import load_kidney_transplant as _load
+    from importlib import resources
 
-    raw = _load()
-    black = (raw["black_male"] + raw["black_female"]) > 0
-    male = (raw["black_male"] + raw["white_male"]) > 0
-    frame = pd.DataFrame(
-        {
-            "age": raw["age"].astype("int64"),
-            "race": black.map({True: "black", False: "white"}).astype(object),
-            "sex": male.map({True: "male", False: "female"}).astype(object),
-            "death": raw["death"].astype("int64"),
-        }
-    )
+    source = resources.files("lifelines") / "datasets" / "ACTG175.csv"
+    with resources.as_file(source) as path:
+        raw = pd.read_csv(path, index_col=0)
+    frame = raw.drop(columns=[c for c in ACTG175_DROPPED if c in raw.columns])
+    frame["race"] = frame["race"].map({0: "white", 1: "non-white"}).astype(object)
+    frame["gender"] = frame["gender"].map({0: "female", 1: "male"}).astype(object)
     return Dataset(
-        frame=frame,
-        target="death",
+        frame=frame.reset_index(drop=True),
+        target="cens",
         positive=1,
-        sensitive=("race", "sex"),
-        name="kidney_transplant",
+        sensitive=("race", "gender"),
+        name="actg175",
         source=(
-            "lifelines.datasets.load_kidney_transplant (Klein & Moeschberger, Survival Analysis, "
-            "sec. 1.7); follow-up time dropped because it leaks the outcome"
+            "ACTG 175 (Hammer et al., NEJM 1996) as shipped with lifelines; baseline columns "
+            "only: days, cd420, cd820, cd496, r, offtrt and ids dropped (outcome leak / "
+            "post-baseline)"
         ),
     )
 

@@ -32,11 +32,19 @@ class Split:
     """One seed's data: the base training set every resampling arm starts from, and the test set.
 
     ``control`` is the balanced training set of the MCRAGE protocol (``None`` elsewhere).
+    ``holdout`` holds real rows that no arm trains on (the test set, plus in the MCRAGE
+    protocol the female training rows left out of the base set): the reference of the
+    synthetic-data quality section. Defaults to ``test``.
     """
 
     base: pd.DataFrame
     test: pd.DataFrame
     control: pd.DataFrame | None = None
+    holdout: pd.DataFrame | None = None
+
+    def __post_init__(self) -> None:
+        if self.holdout is None:
+            self.holdout = self.test
 
 
 @dataclass
@@ -48,6 +56,7 @@ class SeedResult:
     training_sets: dict[str, pd.DataFrame] = field(default_factory=dict)
     test: pd.DataFrame | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    holdout: pd.DataFrame | None = None
 
 
 def stratum_labels(df: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
@@ -88,6 +97,7 @@ class ProtocolBase:
     param_grid: Sequence[Mapping[str, Any]] | None = None
     search_budget: int = 4
     exclude_columns: Sequence[str] = ()
+    min_group_size: int = 10
 
     allowed_arms: ClassVar[tuple[str, ...]] = ()
     name: ClassVar[str] = "protocol"
@@ -131,6 +141,10 @@ class ProtocolBase:
             raise ConfigError(f"test_size must be in (0, 1), got {self.test_size!r}")
         if not 0.0 < self.val_size < 1.0:
             raise ConfigError(f"val_size must be in (0, 1), got {self.val_size!r}")
+        for name in ("min_group_size", "search_budget", "eval_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         self.arms = check_arms(self.arms, self.allowed_arms)
 
     @property
@@ -208,6 +222,7 @@ class ProtocolBase:
                     split.test[list(self.sensitive)],
                     seed=seed,
                     arm=arm,
+                    min_group_size=self.min_group_size,
                 )
             )
             seconds[arm] = time.perf_counter() - start
@@ -223,4 +238,5 @@ class ProtocolBase:
             training_sets=sets,
             test=split.test if keep_training_sets else None,
             seconds=seconds,
+            holdout=split.holdout if keep_training_sets else None,
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from equisynth.fairness.metrics import DEFAULT_MIN_GROUP_SIZE, score_predictions
+
 RESULT_COLUMNS = ["seed", "arm", "metric", "group", "value"]
 
 
@@ -16,18 +18,20 @@ def score_arm(
     *,
     seed: int,
     arm: str,
+    min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
 ) -> pd.DataFrame:
-    """Overall, per-group and fairness metrics of one arm (delegates to ``fairness.metrics``)."""
-    from equisynth.fairness.metrics import evaluation_rows
+    """Overall, per-group and fairness metrics of one arm (see ``fairness.metrics``).
 
-    rows = evaluation_rows(
-        seed,
-        arm,
-        np.asarray(y_true).astype(int),
-        np.asarray(y_pred).astype(int),
+    ``y_true`` and ``y_pred`` are booleans (True = the positive class).
+    """
+    rows = score_predictions(
+        np.asarray(y_true, dtype=bool),
+        np.asarray(y_pred, dtype=bool),
         np.asarray(y_score, dtype=float),
-        sensitive.reset_index(drop=True),
-        pos_label=1,
+        sensitive_features=sensitive.reset_index(drop=True),
+        pos_label=True,
+        min_group_size=min_group_size,
     )
-    frame = pd.DataFrame(rows)
-    return frame[RESULT_COLUMNS]
+    rows.insert(0, "arm", arm)
+    rows.insert(0, "seed", int(seed))
+    return rows[RESULT_COLUMNS]

@@ -93,7 +93,9 @@ class MCRAGEProtocol(ProtocolBase):
         is_minority = (train[col] == self.minority).to_numpy()
         kept = _sample_fraction(train[is_minority], self.target, self.keep_fraction, rng)
         base = pd.concat([train[~is_minority], kept]).sort_index()
-        return Split(base=base, test=test, control=train)
+        left_out = train.drop(index=base.index)
+        holdout = pd.concat([test, left_out]).sort_index()
+        return Split(base=base, test=test, control=train, holdout=holdout)
 
 
 def minority_share(split: Split, column: str, level) -> tuple[float, float]:

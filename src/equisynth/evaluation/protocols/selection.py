@@ -32,6 +32,37 @@ logger = logging.getLogger(__name__)
 __all__ = ["CheckpointSelectedGenerator", "fill_to_max_conditions"]
 
 
+def _real_row_mask(df: pd.DataFrame, real_rows: pd.DataFrame) -> np.ndarray:
+    """Which rows of ``df`` are rows of ``real_rows`` (compared by value, as text).
+
+    MCRAGE's SMOTE-first variant hands the generator the real rows followed by SMOTE rows;
+    the validation split must only hold the real ones.
+    """
+    cols = list(real_rows.columns)
+
+    def keys(frame):
+        parts = {}
+        for c in cols:
+            col = frame[c]
+            if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+                col = col.astype(float).round(9)
+            parts[c] = col.astype(str)
+        return pd.util.hash_pandas_object(pd.DataFrame(parts), index=False)
+
+    df_keys, real_keys = keys(df).to_numpy(), keys(real_rows).to_numpy()
+    n = len(real_keys)
+    if len(df_keys) >= n and (df_keys[:n] == real_keys).all():
+        # MCRAGE puts the real rows first, in order: copies among the extra rows stay out.
+        return np.arange(len(df_keys)) < n
+    mask = np.isin(df_keys, real_keys)
+    if mask.sum() < len(real_rows):
+        raise ConfigError(
+            f"model selection found {int(mask.sum())} of the {len(real_rows)} real rows in the "
+            "generator's table; real_rows must be the real part of that table"
+        )
+    return mask
+
+
 def fill_to_max_conditions(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """Condition rows that fill every observed stratum of ``columns`` up to the largest one.
 
@@ -72,8 +103,13 @@ class CheckpointSelectedGenerator(BaseEstimator):
     classifier : {"rf", "lr", "hgb"}
     generator_params : mapping
         Keyword arguments of ``TabularDiffusionGenerator``.
-    param_grid : list of mappings, optional
-        Settings to try on top of ``generator_params``; the first ``search_budget`` are run.
+    param_grid : mapping or list of mappings, optional
+        Settings to try on top of ``generator_params``. A list of single settings
+        (``[{"guidance_scale": 1.0}, {"guidance_scale": 2.0}]``) is run in order, the first
+        ``search_budget`` of them; a grid of lists (``{"guidance_scale": [1, 2, 3],
+        "lr": [1e-3, 2e-3]}``, scikit-learn's ``ParameterGrid`` format) is run whole when it
+        has at most ``search_budget`` settings, else ``search_budget`` settings are drawn
+        from it at random (``ParameterSampler``, seeded).
     search_budget : int, default=4
     eval_every : int, default=250
         Training steps between checkpoint evaluations.
@@ -103,7 +139,7 @@ class CheckpointSelectedGenerator(BaseEstimator):
         features: Sequence[str],
         classifier: str = "rf",
         generator_params: Mapping[str, Any] | None = None,
-        param_grid: Sequence[Mapping[str, Any]] | None = None,
+        param_grid: Mapping[str, Sequence] | Sequence[Mapping[str, Any]] | None = None,
         search_budget: int = 4,
         eval_every: int = 250,
         val_size: float = 0.25,
@@ -135,11 +171,11 @@ class CheckpointSelectedGenerator(BaseEstimator):
         return float(f1_score(y_val, y_pred, zero_division=0))
 
     def _validation_split(self, df, condition_on, rng) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(fitting part, validation part); validation rows are drawn from real rows only."""
+        df = df.reset_index(drop=True)
         is_real = np.ones(len(df), dtype=bool)
         if self.real_rows is not None and len(df) > len(self.real_rows):
-            cols = list(self.real_rows.columns)
-            real_hash = set(pd.util.hash_pandas_object(self.real_rows[cols], index=False))
-            is_real = pd.util.hash_pandas_object(df[cols], index=False).isin(real_hash).to_numpy()
+            is_real = _real_row_mask(df, self.real_rows)
         real = df[is_real]
         labels = real[condition_on].astype(str).agg("|".join, axis=1)
         stratify = labels if labels.value_counts().min() >= 2 else None
@@ -151,6 +187,29 @@ class CheckpointSelectedGenerator(BaseEstimator):
         )
         in_val = df.index.isin(val_idx)
         return df[~in_val].reset_index(drop=True), df[in_val].reset_index(drop=True)
+
+    def _grid(self, rng) -> list[dict]:
+        """The settings to try: all of ``param_grid`` within the budget, else a random subset."""
+        from sklearn.model_selection import ParameterGrid, ParameterSampler
+
+        if self.param_grid is None:
+            return [{}]
+        grid = self.param_grid
+        if isinstance(grid, Mapping):
+            grid = {k: list(v) for k, v in grid.items()}
+        else:
+            grid = [dict(g) for g in grid]
+            if all(not isinstance(v, list | tuple) for g in grid for v in g.values()):
+                # a list of single settings: keep their order, cut at the budget
+                return grid[: self.search_budget] or [{}]
+            grid = [{k: list(v) for k, v in g.items()} for g in grid]
+        full = list(ParameterGrid(grid))
+        if len(full) <= self.search_budget:
+            return full
+        sampler = ParameterSampler(
+            grid, n_iter=self.search_budget, random_state=int(rng.integers(2**31 - 1))
+        )
+        return list(sampler)
 
     def fit(self, df: pd.DataFrame, *, condition_on: Sequence[str]) -> CheckpointSelectedGenerator:
         """Train one generator per setting, keep the checkpoint with the best validation F1."""
@@ -169,21 +228,27 @@ class CheckpointSelectedGenerator(BaseEstimator):
                 f"model selection needs column(s) {missing}, absent from the generator's table"
             )
         rng = as_numpy_rng(self.random_state)
-        labels = df[condition_on].astype(str).agg("|".join, axis=1)
-        stratify = labels if labels.value_counts().min() >= 2 else None
-        fit_part, val_part = train_test_split(
-            df,
-            test_size=self.val_size,
-            stratify=stratify,
-            random_state=int(rng.integers(2**31 - 1)),
-        )
-        fit_part = fit_part.reset_index(drop=True)
-        val_part = val_part.reset_index(drop=True)
+        fit_part, val_part = self._validation_split(df, condition_on, rng)
+        val_counts = val_part.groupby(condition_on, observed=True).size()
+        self.validation_counts_ = {
+            " & ".join(
+                f"{c}={v}"
+                for c, v in zip(condition_on, k if isinstance(k, tuple) else (k,), strict=True)
+            ): int(n)
+            for k, n in val_counts.items()
+        }
+        small = {k: n for k, n in self.validation_counts_.items() if n < 10}
+        if small:
+            logger.warning(
+                "model selection: validation strata with fewer than 10 real rows %s; the "
+                "selected checkpoint rests on few rows of those strata",
+                small,
+            )
         conditions = fill_to_max_conditions(fit_part, condition_on)
         sample_seed = seed_from_rng(rng)
         model_seed = int(rng.integers(2**31 - 1))
         base = dict(self.generator_params or {})
-        grid = [dict(g) for g in (self.param_grid or [{}])][: self.search_budget]
+        grid = self._grid(rng)
 
         self.history_: list[dict] = []
         best = {"f1": -np.inf}
