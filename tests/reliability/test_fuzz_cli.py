@@ -225,6 +225,7 @@ def evaluate_works(real_table, tmp_path_factory) -> bool:
     out = tmp_path_factory.mktemp("evaluate-probe") / "out"
     args = ["evaluate", real_table, "--target", "y", "--sensitive", "s", "--out", out]
     args += ["--arms", "real,smote", "--classifier", "lr", "--seeds", "1", "--no-plots"]
+    args += ["--quality", "none"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = runner.invoke(app, [str(a) for a in args])
@@ -242,5 +243,5 @@ def test_fuzz_evaluate(tmp_path_factory, evaluate_works, case):
     out = work / "out"
     args = ["evaluate", inp, "--target", target, "--sensitive", sensitive, "--out", out]
     args += ["--arms", "real,smote,mcrage", "--generator", "empirical", "--classifier", "lr"]
-    args += ["--seeds", "1", "--no-plots", "--no-model-selection"]
+    args += ["--seeds", "1", "--no-plots", "--no-model-selection", "--quality", "none"]
     invoke("cli evaluate", args, [inp], out)

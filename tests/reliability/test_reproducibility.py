@@ -167,7 +167,7 @@ def test_experiment_same_seeds_same_results(tmp_path):
         out = tmp_path / name
         _run("evaluate", data, "--target", "y", "--sensitive", "s", "--arms", "real,smote,mcrage",
              "--classifier", "lr", "--seeds", "2", "--n-iter", "5", "--no-model-selection",
-             "--no-plots", "--out", out)  # fmt: skip
+             "--no-plots", "--quality", "none", "--out", out)  # fmt: skip
         outs.append(out)
     assert (outs[0] / "results.csv").read_bytes() == (outs[1] / "results.csv").read_bytes()
     assert read_manifest(outs[0])["command"] == "evaluate"
