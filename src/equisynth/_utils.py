@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import numbers
+from collections.abc import Iterator
 
 import numpy as np
 
 from equisynth.exceptions import ConfigError
 
-__all__ = ["as_numpy_rng", "as_torch_generator", "resolve_device", "seed_from_rng"]
+__all__ = [
+    "as_numpy_rng",
+    "as_torch_generator",
+    "resolve_device",
+    "seed_from_rng",
+    "torch_rng_scope",
+]
 
 
 def as_numpy_rng(random_state=None) -> np.random.Generator:
@@ -49,6 +57,38 @@ def as_torch_generator(random_state=None, device="cpu"):
     gen = torch.Generator(device=device)
     gen.manual_seed(seed_from_rng(as_numpy_rng(random_state)))
     return gen
+
+
+@contextlib.contextmanager
+def torch_rng_scope(seed: int, device="cpu") -> Iterator[None]:
+    """Run a block with torch's global RNG seeded to ``seed``; restore the RNG state afterwards.
+
+    For torch code that draws from the global generator with no way to pass one (parameter
+    initialisation in ``nn.Module`` constructors, dropout). The caller's global state is left
+    exactly as it was, so this never seeds global state from the user's point of view.
+
+    Examples
+    --------
+    >>> import torch
+    >>> with torch_rng_scope(0):
+    ...     a = torch.rand(2)
+    >>> with torch_rng_scope(0):
+    ...     b = torch.rand(2)
+    >>> bool((a == b).all())
+    True
+    """
+    import torch
+
+    dev = torch.device(device)
+    cuda = []
+    if dev.type == "cuda":
+        cuda = [dev.index if dev.index is not None else torch.cuda.current_device()]
+    with torch.random.fork_rng(devices=cuda):
+        torch.random.default_generator.manual_seed(int(seed))
+        for index in cuda:
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(int(seed))
+        yield
 
 
 def resolve_device(device="cpu"):

@@ -16,6 +16,7 @@ __all__ = [
     "InputFileError",
     "ModelFileError",
     "NotFittedError",
+    "OutputError",
     "OutputExistsError",
     "SchemaError",
     "StrataError",
@@ -49,6 +50,10 @@ class InputFileError(EquisynthError, ValueError):
 
 class OutputExistsError(EquisynthError, ValueError):
     """An output path exists and ``overwrite`` was not requested."""
+
+
+class OutputError(EquisynthError, ValueError):
+    """An output cannot be written: directory not writable, disk full, file size limit."""
 
 
 class ModelFileError(EquisynthError, ValueError):

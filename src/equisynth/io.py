@@ -9,6 +9,7 @@ output is only replaced when ``overwrite=True``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -17,9 +18,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from equisynth.exceptions import InputFileError, OutputExistsError
+from equisynth.exceptions import EquisynthError, InputFileError, OutputError, OutputExistsError
 
-__all__ = ["SUPPORTED_EXTENSIONS", "atomic_output_dir", "read_table", "table_format", "write_table"]
+__all__ = [
+    "SUPPORTED_EXTENSIONS",
+    "atomic_output_dir",
+    "check_output_path",
+    "read_table",
+    "table_format",
+    "write_table",
+]
 
 #: File name endings accepted by :func:`read_table` / :func:`write_table`.
 SUPPORTED_EXTENSIONS = (".csv", ".csv.gz", ".tsv", ".parquet")
@@ -116,8 +124,56 @@ def _check_output_target(path: Path, overwrite: bool) -> None:
     parent = path.parent
     if not parent.is_dir():
         raise InputFileError(f"output directory '{parent}' does not exist; create it first")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputFileError(f"output directory '{parent}' is not writable; choose another path")
+    try:  # a real probe: os.access says yes to root on read-only and kernel filesystems
+        with tempfile.TemporaryFile(prefix=f".{path.name}.", suffix=".tmp", dir=parent):
+            pass
+    except OSError as exc:
+        raise OutputError(
+            f"output directory '{parent}' is not writable ({exc.strerror or exc}); "
+            "choose another path"
+        ) from None
+
+
+def _check_replaceable(path: Path, marker: str | None) -> None:
+    if path.exists() and marker is not None:
+        replaceable = path.is_dir() and (not any(path.iterdir()) or (path / marker).is_file())
+        if not replaceable:
+            raise OutputExistsError(
+                f"output '{path}' exists and is not an earlier output of this command; "
+                "refusing to replace it, choose another path"
+            )
+
+
+def check_output_path(
+    path: str | Path, *, overwrite: bool = False, marker: str | None = None
+) -> Path:
+    """Fail early (before any long computation) if ``path`` cannot be written.
+
+    Raises :class:`OutputExistsError` if it exists and ``overwrite`` is False (or, with
+    ``marker``, if it is not a directory holding ``marker``, see :func:`atomic_output_dir`),
+    :class:`InputFileError` if its directory does not exist and :class:`OutputError` if the
+    directory is not writable (probed by creating and removing a temporary file).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> check_output_path(os.path.join(tempfile.mkdtemp(), "out.csv")).name
+    'out.csv'
+    """
+    path = Path(path)
+    _check_output_target(path, overwrite)
+    _check_replaceable(path, marker)
+    return path
+
+
+def _write_failed(path: Path, exc: OSError) -> OutputError:
+    """A one-line error for an OS-level write failure (disk full, permissions, ...)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        hint = "free disk space (or raise the file size limit) or write elsewhere"
+    else:
+        hint = "check that the directory is writable or choose another path"
+    return OutputError(f"cannot write '{path}': {reason}; {hint}; no output was written")
 
 
 def write_table(df: pd.DataFrame, path: str | Path, *, overwrite: bool = False) -> Path:
@@ -132,6 +188,9 @@ def write_table(df: pd.DataFrame, path: str | Path, *, overwrite: bool = False) 
         ``path`` exists and ``overwrite`` is False.
     InputFileError
         Unknown extension, or the output directory is missing or not writable.
+    OutputError
+        Writing failed (disk full, file size limit, permission denied): ``path`` is left as
+        it was and the temporary file is removed.
 
     Examples
     --------
@@ -143,7 +202,10 @@ def write_table(df: pd.DataFrame, path: str | Path, *, overwrite: bool = False) 
     path = Path(path)
     fmt = table_format(path)
     _check_output_target(path, overwrite)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _write_failed(path, exc) from None
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -160,18 +222,26 @@ def write_table(df: pd.DataFrame, path: str | Path, *, overwrite: bool = False) 
                 f"output '{path}' exists; pass --overwrite or choose another path"
             )
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and not isinstance(exc, EquisynthError):
+            raise _write_failed(path, exc) from None
         raise
     return path
 
 
 @contextlib.contextmanager
-def atomic_output_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+def atomic_output_dir(
+    path: str | Path, overwrite: bool = False, *, marker: str | None = None
+) -> Iterator[Path]:
     """Build a directory output in a temporary sibling and rename it to ``path`` at the end.
 
-    On any exception the temporary directory is removed and ``path`` is left as it was.
+    On any exception the temporary directory is removed and ``path`` is left as it was;
+    an OS-level failure (disk full, permission denied) becomes an :class:`OutputError`.
+    With ``overwrite``, an existing ``path`` is replaced only if it is an empty directory or,
+    when ``marker`` is given, a directory holding a file named ``marker`` (an earlier output
+    of the same kind): a wrong ``--out`` never deletes an unrelated directory.
 
     Examples
     --------
@@ -184,7 +254,11 @@ def atomic_output_dir(path: str | Path, overwrite: bool = False) -> Iterator[Pat
     """
     path = Path(path)
     _check_output_target(path, overwrite)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    _check_replaceable(path, marker)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as exc:
+        raise _write_failed(path, exc) from None
     try:
         yield tmp
         if path.exists():
@@ -201,6 +275,8 @@ def atomic_output_dir(path: str | Path, overwrite: bool = False) -> Iterator[Pat
                 old.unlink(missing_ok=True)
         else:
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and not isinstance(exc, EquisynthError):
+            raise _write_failed(path, exc) from None
         raise

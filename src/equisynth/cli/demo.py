@@ -14,6 +14,7 @@ from equisynth.cli.experiment import (
     handle_errors,
     quality_options,
 )
+from equisynth.manifest import start_run
 
 __all__ = ["DEMO_ARMS", "demo_command", "register"]
 
@@ -39,6 +40,7 @@ def demo_command(
     patients); outcome ``cens``; baseline columns only (the follow-up time ``days`` and the
     post-baseline measurements are dropped because they leak the outcome).
     """
+    run = start_run("demo", locals())
     from equisynth.evaluation.datasets import load_actg175
     from equisynth.evaluation.protocols import GenericProtocol
     from equisynth.evaluation.runner import run_experiment
@@ -71,6 +73,7 @@ def demo_command(
         title="equisynth demo: ACTG 175, strata race x gender x outcome",
         protocol=protocol,
     )
+    run.write(out)
 
 
 def register(app: typer.Typer) -> None:

@@ -16,6 +16,7 @@ from equisynth.cli.experiment import (
     parse_arms,
     quality_options,
 )
+from equisynth.manifest import start_run
 
 __all__ = ["evaluate_command", "register"]
 
@@ -79,6 +80,7 @@ def evaluate_command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Evaluate rebalancing arms on any table: same model, same features, same test set."""
+    run = start_run("evaluate", locals())
     from equisynth.evaluation.datasets import read_table, resolve_positive
     from equisynth.evaluation.protocols import GENERIC_ARMS, GenericProtocol
     from equisynth.evaluation.runner import run_experiment
@@ -113,6 +115,7 @@ def evaluate_command(
         title=f"equisynth evaluate {data.name}",
         protocol=protocol,
     )
+    run.write(out, inputs=[data])
 
 
 def register(app: typer.Typer) -> None:

@@ -16,6 +16,7 @@ import typer
 
 from equisynth.cli._common import handle_errors
 from equisynth.exceptions import ConfigError
+from equisynth.manifest import start_run
 
 __all__ = [
     "configure_logging",
@@ -192,6 +193,8 @@ def mcrage_command(
 ) -> None:
     """Run the MCRAGE paper's experiment (balanced control, 10% female, six arms) over seeds."""
     from equisynth.evaluation.backends import resolve_backend
+
+    run = start_run("experiment mcrage", locals())
     from equisynth.evaluation.datasets import load_patient_treatment
     from equisynth.evaluation.protocols import MCRAGE_ARMS, MCRAGEProtocol
     from equisynth.evaluation.runner import run_experiment
@@ -228,6 +231,7 @@ def mcrage_command(
         title="MCRAGE experiment",
         protocol=protocol,
     )
+    run.write(out, inputs=[data])
 
 
 #: The ``experiment`` command group; other experiments add their command to it.

@@ -9,7 +9,8 @@ import typer
 
 from equisynth.cli._common import check_columns, handle_errors, setup_logging
 from equisynth.exceptions import ConfigError, OutputExistsError, TrainingInterrupted
-from equisynth.io import atomic_output_dir, read_table, table_format
+from equisynth.io import atomic_output_dir, check_output_path, read_table, table_format
+from equisynth.manifest import start_run
 
 __all__ = ["fit_command", "register"]
 
@@ -66,8 +67,9 @@ def fit_command(
     Under torchrun (torchrun --nproc_per_node N -m equisynth fit ...) it trains with
     DistributedDataParallel (NCCL on GPUs, gloo on CPUs); rank 0 writes the model.
     """
-    from equisynth.diffusion.distributed import env_world_size, init_distributed
+    from equisynth.diffusion.distributed import broadcast_ints, env_world_size, init_distributed
 
+    run = start_run("fit", locals())
     if device not in ("cpu", "cuda"):
         raise typer.BadParameter(f"expected cpu or cuda, got {device!r}", param_hint="--device")
     if (checkpoint_every is not None or resume) and checkpoint_dir is None:
@@ -84,10 +86,14 @@ def fit_command(
         )
     ctx = init_distributed(device) if env_world_size() > 1 else None
     main = ctx is None or ctx.is_main
+    # every rank must draw the same global batches: they all use rank 0's (possibly drawn) seed
+    seed = run.seed if ctx is None else broadcast_ints([run.seed], ctx)[0]
+    run.seed = run.config["seed"] = seed
     quiet = quiet or not main
     setup_logging(quiet)
     if out.exists() and not overwrite:
         raise OutputExistsError(f"output '{out}' exists; pass --overwrite or choose another path")
+    check_output_path(out, overwrite=overwrite, marker="config.json")
     from equisynth.generators.tabular import TabularDiffusionGenerator
 
     gen = TabularDiffusionGenerator(
@@ -122,18 +128,17 @@ def fit_command(
             )
         raise typer.Exit(code=128 + (exc.signum or 2)) from None
     if main:
-        with atomic_output_dir(out, overwrite=overwrite) as tmp:
+        with atomic_output_dir(out, overwrite=overwrite, marker="config.json") as tmp:
             gen.save(tmp / "model", overwrite=True)
             for item in (tmp / "model").iterdir():
                 item.rename(tmp / item.name)
             (tmp / "model").rmdir()
+            run.write(out, inputs=[input], extra={"generator": gen.get_params()}, into=tmp)
     if ctx is not None:
         from equisynth.diffusion.distributed import barrier, shutdown_distributed
 
         barrier(ctx)
         shutdown_distributed()
-    if not quiet:
-        typer.echo(f"saved model to {out}", err=True)
 
 
 def register(app: typer.Typer) -> None:

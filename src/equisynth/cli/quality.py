@@ -13,6 +13,7 @@ import typer
 from equisynth.cli._common import handle_errors
 from equisynth.cli.experiment import configure_logging
 from equisynth.exceptions import ConfigError, DataError, OutputExistsError
+from equisynth.manifest import start_run
 
 __all__ = ["quality_command", "register"]
 
@@ -54,6 +55,7 @@ def quality_command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Compare a synthetic table with a real one; write quality.csv, quality.md and plots."""
+    run = start_run("quality", locals())
     from equisynth.evaluation.datasets import read_table
     from equisynth.evaluation.quality import fidelity_report, privacy_report, write_quality_outputs
 
@@ -94,6 +96,7 @@ def quality_command(
         hold_df = read_table(holdout).drop(columns=["is_synthetic"], errors="ignore")
         frames["privacy"] = privacy_report(real_df, synth_df, hold_df, random_state=seed)
     paths = write_quality_outputs(frames, out, overwrite=overwrite)
+    run.write(out, inputs=[real, synthetic, holdout])
     overall = frames["fidelity"].query("stratum == 'all' and column == ''").set_index("metric")
     typer.echo(
         f"C2ST AUC {overall.loc['c2st_auc', 'value']:.3f} (0.5 = indistinguishable), "

@@ -16,7 +16,10 @@ from equisynth.cli._common import (
     setup_logging,
     stratum_summary,
 )
-from equisynth.io import read_table, table_format, write_table
+from equisynth.cli._copies import check_drop_copies_option, guard_copies
+from equisynth.exceptions import DataError
+from equisynth.io import check_output_path, read_table, table_format, write_table
+from equisynth.manifest import start_run
 
 __all__ = ["rebalance_command", "register", "run_rebalance"]
 
@@ -34,10 +37,20 @@ def run_rebalance(
     n_iter: int = 3000,
     device: str = "cpu",
     verbose: bool = True,
+    drop_copies: bool = False,
 ) -> pd.DataFrame:
-    """Input rows unchanged and first, then synthetic rows, with a boolean ``is_synthetic``."""
+    """Input rows unchanged and first, then synthetic rows, with a boolean ``is_synthetic``.
+
+    Synthetic rows that exactly copy a real row are reported with a warning and removed when
+    ``drop_copies`` (see :mod:`equisynth.cli._copies`).
+    """
     from equisynth.resampling import make_resampler, validate_resampling_input
 
+    if "is_synthetic" in df.columns:  # it would be overwritten by the flag added below
+        raise DataError(
+            "the input already has a column 'is_synthetic', the flag rebalance adds; rename or "
+            "drop it (for an earlier rebalance output: keep its rows where it is False, drop it)"
+        )
     X = df.drop(columns=[target])
     validate_resampling_input(X, df[target], sensitive, target_name=target)
     kwargs: dict = {
@@ -58,6 +71,7 @@ def run_rebalance(
     synth = X_res.loc[mask].copy()
     synth[target] = pd.Series(y_res).to_numpy()[mask]
     synth = synth[list(df.columns)].astype(df.dtypes.to_dict(), errors="ignore")
+    synth = guard_copies(df, synth, drop=drop_copies, method=method)
     real = df.copy()
     real["is_synthetic"] = False
     synth["is_synthetic"] = True
@@ -88,12 +102,19 @@ def rebalance_command(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing output")
     ] = False,
+    drop_copies: Annotated[
+        bool,
+        typer.Option("--drop-copies", help="Remove synthetic rows that exactly copy a real row"),
+    ] = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bars or summary")
     ] = False,
 ) -> None:
     """Write all input rows, then synthetic rows, with a boolean column is_synthetic."""
+    run = start_run("rebalance", locals())
+    seed = run.seed
     setup_logging(quiet)
+    check_drop_copies_option(method, drop_copies)
     if method not in ("mcrage", "smote", "random"):
         raise typer.BadParameter(
             f"expected mcrage, smote or random, got {method!r}", param_hint="--method"
@@ -105,6 +126,7 @@ def rebalance_command(
         from equisynth.exceptions import OutputExistsError
 
         raise OutputExistsError(f"output '{out}' exists; pass --overwrite or choose another path")
+    check_output_path(out, overwrite=overwrite)
     strat = parse_strategy(strategy)
     df = read_table(input)
     check_columns(df, target=target, sensitive=sensitive, numeric=numeric or [], source=str(input))
@@ -118,8 +140,10 @@ def rebalance_command(
         n_iter=n_iter,
         device=device,
         verbose=not quiet,
+        drop_copies=drop_copies,
     )
     write_table(result, out, overwrite=overwrite)
+    run.write(out, inputs=[input])
     if not quiet:
         synth = result[result["is_synthetic"]]
         typer.echo(stratum_summary(df, synth, [target, *sensitive]), err=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +17,8 @@ from equisynth.cli._common import (
     setup_logging,
 )
 from equisynth.exceptions import ConfigError, OutputExistsError
-from equisynth.io import read_table, table_format, write_table
+from equisynth.io import check_output_path, read_table, table_format, write_table
+from equisynth.manifest import start_run
 
 __all__ = ["register", "sample_command"]
 
@@ -76,12 +78,14 @@ def sample_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary")] = False,
 ) -> None:
     """Draw synthetic rows: --n N [--condition COL=VALUE ...], or --fill INPUT."""
+    run = start_run("sample", locals(), resolve_seed=False)  # no seed: the model's own
     setup_logging(quiet)
     if (n is None) == (fill is None):
         raise typer.BadParameter("give exactly one of --n or --fill", param_hint="--n/--fill")
     table_format(out)
     if out.exists() and not overwrite:
         raise OutputExistsError(f"output '{out}' exists; pass --overwrite or choose another path")
+    check_output_path(out, overwrite=overwrite)
     from equisynth.generators.tabular import TabularDiffusionGenerator
 
     gen = TabularDiffusionGenerator.load(model, device=device)
@@ -92,6 +96,10 @@ def sample_command(
         check_columns(df, target=None, sensitive=keys, source=str(fill))
         need = compute_deficits(df, keys, parse_strategy(strategy))
         conditions = need.loc[need.index.repeat(need["n"]), keys].reset_index(drop=True)
+        if conditions.empty:
+            logging.getLogger(__name__).warning(
+                "no stratum of %s is below the --strategy target: writing an empty table", fill
+            )
         result = gen.sample(conditions, random_state=seed)
     elif condition:
         values = _parse_conditions(condition, gen)
@@ -99,6 +107,7 @@ def sample_command(
     else:
         result = gen.sample(n=n, random_state=seed)
     write_table(result, out, overwrite=overwrite)
+    run.write(out, inputs=[model, fill])
     if not quiet:
         typer.echo(f"wrote {len(result)} synthetic rows to {out}", err=True)
 

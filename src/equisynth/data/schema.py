@@ -27,6 +27,9 @@ ColumnKind = Literal["continuous", "integer", "binary", "categorical"]
 KINDS = ("continuous", "integer", "binary", "categorical")
 MAX_DECIMALS = 8
 MAX_INTEGER_LEVELS_AS_CATEGORICAL = 5
+#: Largest magnitude of a numeric value: beyond it, quantile tables and squared distances
+#: (SMOTE's nearest neighbours) overflow float64.
+MAX_ABS_VALUE = 1e150
 
 
 def _sort_key(v: Any) -> tuple:
@@ -146,6 +149,17 @@ def _numeric_values(col: pd.Series, name: str, kind: str) -> np.ndarray:
     return conv.to_numpy(dtype=float)
 
 
+def _check_finite(values: np.ndarray, name: str) -> None:
+    """Infinite or astronomically large numbers cannot be encoded (quantiles overflow)."""
+    bad = ~np.isfinite(values) | (np.abs(values) > MAX_ABS_VALUE)
+    if bad.any():
+        raise SchemaError(
+            f"column {name!r} has {int(bad.sum())} infinite or huge value(s) such as "
+            f"{float(values[bad][0])!r} (equisynth encodes finite numbers up to {MAX_ABS_VALUE:g} in "
+            "absolute value); replace them, or blank them to make them missing"
+        )
+
+
 def _infer_column(col: pd.Series, name: str, override: str | None, max_categories: int):
     nonmissing = col.dropna()
     if len(nonmissing) == 0:
@@ -175,6 +189,7 @@ def _infer_column(col: pd.Series, name: str, override: str | None, max_categorie
                 f"column {name!r} is declared 'integer' but contains non-integral values "
                 f"such as {bad!r}"
             )
+        _check_finite(values, name)
         dec = 0 if kind == "integer" else _decimals(values)
         return ColumnSpec(
             name, kind, str(dtype), has_missing, dec, float(values.min()), float(values.max()), None
@@ -226,6 +241,12 @@ def infer_schema(
     dup = df.columns[df.columns.duplicated()].tolist()
     if dup:
         raise SchemaError(f"duplicated column names: {dup}")
+    not_text = [c for c in df.columns if not isinstance(c, str)]
+    if not_text:
+        raise SchemaError(
+            f"column names must be text, got {not_text[0]!r} ({type(not_text[0]).__name__}); "
+            "rename the columns, e.g. df.columns = df.columns.astype(str)"
+        )
     overrides = dict(overrides or {})
     for name, kind in overrides.items():
         if name not in df.columns:

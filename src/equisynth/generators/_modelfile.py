@@ -1,7 +1,9 @@
-"""Model directories: ``config.json`` (with a format version and a weights checksum) + safetensors.
+"""Model directories: ``config.json`` (with a format version and checksums) + safetensors.
 
 No pickle anywhere: the config is JSON, tensors and arrays are safetensors files,
-which hold raw buffers only, so loading a model never executes code.
+which hold raw buffers only, so loading a model never executes code. ``config.json``
+records the SHA-256 of every weights file and of its own ``config`` section
+(``config_sha256``), so an edited config or a swapped weights file is refused.
 """
 
 from __future__ import annotations
@@ -33,6 +35,29 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _config_digest(config) -> str:
+    """SHA-256 of the config's canonical JSON (sorted keys), as it reads back from disk."""
+    canonical = json.dumps(
+        json.loads(json.dumps(config, allow_nan=True)),
+        sort_keys=True,
+        separators=(",", ":"),
+        allow_nan=True,
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _check_replaceable(path: Path) -> None:
+    """Only an earlier model directory (or an empty directory) may be replaced."""
+    if path.is_dir():
+        if not any(path.iterdir()) or (path / CONFIG_FILE).is_file():
+            return
+        raise OutputExistsError(
+            f"{path} exists and is not an equisynth model directory; refusing to replace it, "
+            "choose another path"
+        )
+    raise OutputExistsError(f"{path} exists and is a file; choose another path for the model")
+
+
 def write_model_dir(
     path,
     *,
@@ -52,6 +77,8 @@ def write_model_dir(
         raise OutputExistsError(
             f"{path} exists; pass overwrite=True (CLI: --overwrite) or choose another path"
         )
+    if path.exists():
+        _check_replaceable(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise OutputExistsError(f"cannot save the model: directory {parent} does not exist")
@@ -70,6 +97,7 @@ def write_model_dir(
             "format_version": format_version,
             "equisynth_version": __version__,
             "sha256": files,
+            "config_sha256": _config_digest(config),
             "config": config,
         }
         with open(tmp / CONFIG_FILE, "w", encoding="utf-8") as fh:
@@ -116,7 +144,16 @@ def read_model_dir(path, *, kind: str, format_version: int):
             f"{path} has model format version {document.get('format_version')!r}; this equisynth "
             f"reads version {format_version}: re-fit the model with this version"
         )
+    if "config" not in document or document.get("config_sha256") != _config_digest(
+        document["config"]
+    ):
+        raise ModelFileError(
+            f"checksum mismatch for {config_path}: its config section was modified or "
+            "corrupted (or the model was saved without a config checksum); re-fit the model"
+        )
     checksums = document.get("sha256") or {}
+    if not isinstance(checksums, dict):
+        raise ModelFileError(f"{config_path} has no valid weights checksums; re-fit the model")
     for name in (WEIGHTS_FILE, *([ARRAYS_FILE] if ARRAYS_FILE in checksums else [])):
         file = path / name
         if not file.is_file():

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from equisynth._utils import as_numpy_rng, resolve_device, seed_from_rng
+from equisynth._utils import as_numpy_rng, resolve_device, seed_from_rng, torch_rng_scope
 from equisynth.data.encoding import TabularEncoder
 from equisynth.data.schema import TableSchema, infer_schema
 from equisynth.data.strata import StrataIndex
@@ -344,8 +344,7 @@ class TabularDiffusionGenerator(BaseEstimator):
 
         self.device_ = device
         # initial weights from the run's seed, without touching torch's global RNG
-        with torch.random.fork_rng(devices=[]):
-            torch.random.default_generator.manual_seed(seeds["init"])
+        with torch_rng_scope(seeds["init"], device):
             model = MLPDenoiser(
                 self.d_num_,
                 self.cardinalities_,
@@ -384,9 +383,10 @@ class TabularDiffusionGenerator(BaseEstimator):
 
             trainer.callback = wrapped
 
-        result = trainer.fit_batches(
-            self.model_, self.gaussian_, self.multinomial_, batches, torch_gen
-        )
+        with torch_rng_scope(seeds["train"], device):  # dropout uses torch's global RNG
+            result = trainer.fit_batches(
+                self.model_, self.gaussian_, self.multinomial_, batches, torch_gen
+            )
         self.model_.load_state_dict(result.ema_state)
         self.model_.eval()
         self.ema_model_ = self.model_
@@ -577,6 +577,7 @@ class TabularDiffusionGenerator(BaseEstimator):
     def load(cls, path: str | Path, *, device: str = "cpu") -> TabularDiffusionGenerator:
         """Load a generator saved with :meth:`save`; weights land on ``device`` (CPU default)."""
         from equisynth.diffusion.denoiser import MLPDenoiser
+        from equisynth.generators._integrity import check_loaded_tabular
         from equisynth.generators._modelfile import read_model_dir
 
         config, tensors, arrays = read_model_dir(
@@ -600,19 +601,22 @@ class TabularDiffusionGenerator(BaseEstimator):
             gen.stratum_counts_ = list(config["stratum_counts"])
             gen.sample_seed_ = int(config["sample_seed"])
             gen.loss_history_ = list(config["loss_history"])
-        except (KeyError, TypeError, ValueError) as exc:
+            check_loaded_tabular(gen, path)
+            gen.model_ = MLPDenoiser(
+                gen.d_num_,
+                gen.cardinalities_,
+                gen.strata_.n_strata_,
+                hidden=gen.hidden,
+                dim_t=gen.dim_t,
+                dropout=gen.dropout,
+            )
+        except ModelFileError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
             raise ModelFileError(
                 f"model directory {path} has an invalid config.json ({type(exc).__name__}: {exc})"
             ) from exc
         gen.device_ = resolve_device(device)
-        gen.model_ = MLPDenoiser(
-            gen.d_num_,
-            gen.cardinalities_,
-            gen.strata_.n_strata_,
-            hidden=gen.hidden,
-            dim_t=gen.dim_t,
-            dropout=gen.dropout,
-        )
         try:
             gen.model_.load_state_dict(tensors)
         except RuntimeError as exc:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from equisynth.data.schema import MAX_ABS_VALUE
 from equisynth.exceptions import DataError, StrataError
 
 __all__ = ["MAX_NUMERIC_LEVELS", "validate_resampling_input"]
@@ -60,6 +61,11 @@ def validate_resampling_input(
         raise InputTypeError(
             f"X must be a pandas DataFrame with named columns (the sensitive features are looked up "
             f"by name), got {type(X).__name__}; wrap it with pandas.DataFrame(X, columns=[...])"
+        )
+    duplicated = X.columns[X.columns.duplicated()].unique().tolist()
+    if duplicated:
+        raise DataError(
+            f"X has duplicated column names {duplicated}; give every column a unique name"
         )
     sensitive = (
         [sensitive_features] if isinstance(sensitive_features, str) else list(sensitive_features)
@@ -119,10 +125,20 @@ def validate_resampling_input(
                     f"sensitive column '{col}' is numeric with {n_levels} distinct values (more than "
                     f"{MAX_NUMERIC_LEVELS}); bin it first, e.g. X['{col}'] = pandas.cut(X['{col}'], bins=5)"
                 )
+    for col in X.columns:
+        if pd.api.types.is_float_dtype(X[col]):
+            values = X[col].to_numpy(dtype=float, na_value=np.nan)
+            bad = np.isinf(values) | (np.abs(np.nan_to_num(values)) > MAX_ABS_VALUE)
+            if bad.any():
+                raise DataError(
+                    f"column '{col}' has {int(bad.sum())} infinite or huge value(s) such as "
+                    f"{float(values[bad][0])!r} (at most {MAX_ABS_VALUE:g} in absolute value); "
+                    "replace them with finite values or blank them (missing)"
+                )
     n_strata = len(pd.concat([y_s, X[sensitive]], axis=1).drop_duplicates())
     if n_strata < 2:
         raise StrataError(
-            f"only one stratum of ({target}, {', '.join(sensitive)}) is observed "
+            f"only one stratum of ({target}, {', '.join(map(str, sensitive))}) is observed "
             f"(every row has {target}={y_s.iloc[0]!r}, "
             + ", ".join(f"{c}={X[c].iloc[0]!r}" for c in sensitive)
             + "); nothing to rebalance: the target needs two classes"

@@ -12,13 +12,14 @@ import numpy as np
 import pandas as pd
 
 from equisynth._utils import as_numpy_rng, seed_from_rng
+from equisynth.data.schema import MAX_ABS_VALUE
 from equisynth.evaluation.models import (
     CLASSIFIERS,
     feature_columns,
     make_downstream_model,
     prepare_categoricals,
 )
-from equisynth.exceptions import ConfigError, DataError
+from equisynth.exceptions import ConfigError, DataError, EquisynthError
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +130,15 @@ class ProtocolBase:
         for col in self.sensitive:
             if self.data[col].isna().any():
                 raise DataError(f"sensitive column {col!r} has missing values; drop or fill them")
+        for col in self.data.columns:  # the downstream models and SMOTE need finite numbers
+            if pd.api.types.is_float_dtype(self.data[col]):
+                values = self.data[col].to_numpy(dtype=float, na_value=np.nan)
+                bad = np.isinf(values) | (np.abs(np.nan_to_num(values)) > MAX_ABS_VALUE)
+                if bad.any():
+                    raise DataError(
+                        f"column {col!r} has {int(bad.sum())} infinite or huge value(s) such as "
+                        f"{float(values[bad][0])!r}; replace them with finite values or blank them"
+                    )
         if self.classifier not in CLASSIFIERS:
             raise ConfigError(
                 f"classifier must be one of {list(CLASSIFIERS)}, got {self.classifier!r}"
@@ -195,7 +205,16 @@ class ProtocolBase:
         from equisynth.evaluation.protocols._scoring import score_arm
 
         self.validate()
-        split = self.split(seed)
+        try:
+            split = self.split(seed)
+        except ValueError as exc:  # scikit-learn's stratified split on a table too small
+            if isinstance(exc, EquisynthError):
+                raise
+            raise DataError(
+                f"cannot split the table into training and test sets (test_size="
+                f"{self.test_size}): {exc} Use a larger table: every outcome x sensitive group "
+                "needs several rows"
+            ) from None
         rng = as_numpy_rng(seed)
         # One child seed per arm, drawn in a fixed order: an arm's result does not depend
         # on which other arms were asked for.

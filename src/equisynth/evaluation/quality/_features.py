@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from equisynth.data.schema import MAX_ABS_VALUE
 from equisynth.exceptions import DataError
 
 __all__ = ["FeatureSpace", "categorical_columns", "check_same_columns"]
@@ -78,6 +79,7 @@ class FeatureSpace:
         self.num_stats_: dict[str, tuple[float, float, bool]] = {}
         for col in self.num_columns_:
             values = pd.to_numeric(real[col], errors="coerce").to_numpy(dtype=float)
+            _check_finite(values, col, "real")
             observed = values[~np.isnan(values)]
             if observed.size == 0:
                 raise DataError(f"column {col!r} has no observed numeric value in the real table")
@@ -107,6 +109,7 @@ class FeatureSpace:
                 raise DataError(
                     f"column {col!r} is numeric in the real table but holds non-numeric values"
                 ) from exc
+            _check_finite(values, col, "given")
             miss = np.isnan(values)
             blocks.append(((np.where(miss, med, values) - med) / scale)[:, None])
             if has_missing:
@@ -118,6 +121,15 @@ class FeatureSpace:
         if not blocks:
             return np.zeros((len(df), 0))
         return np.hstack(blocks)
+
+
+def _check_finite(values: np.ndarray, col, which: str) -> None:
+    bad = np.isinf(values) | (np.abs(np.nan_to_num(values)) > MAX_ABS_VALUE)
+    if bad.any():
+        raise DataError(
+            f"column {col!r} of the {which} table has {int(bad.sum())} infinite or huge value(s) "
+            f"such as {float(values[bad][0])!r}; replace them with finite values or blank them"
+        )
 
 
 def _as_labels(s: pd.Series) -> pd.Series:

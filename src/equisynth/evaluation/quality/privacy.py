@@ -24,7 +24,15 @@ COPY_TOL = 1e-8
 
 def _nn_distances(ref: np.ndarray, query: np.ndarray, k: int = 2) -> np.ndarray:
     k = min(k, len(ref))
-    return NearestNeighbors(n_neighbors=k).fit(ref).kneighbors(query)[0]
+    idx = NearestNeighbors(n_neighbors=k).fit(ref).kneighbors(query, return_distance=False)
+    # Recompute the distances exactly: the search's ||a||^2 + ||b||^2 - 2ab shortcut is off by
+    # up to ~1e-6 with many one-hot features, so exact copies would not measure <= COPY_TOL.
+    out = np.empty(idx.shape)
+    for start in range(0, len(query), 1024):
+        block = slice(start, start + 1024)
+        diff = ref[idx[block]] - query[block, None, :]
+        out[block] = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+    return np.sort(out, axis=1)
 
 
 def privacy_metrics_arrays(

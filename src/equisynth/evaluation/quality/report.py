@@ -133,6 +133,12 @@ def write_quality_outputs(
     out = Path(out_dir)
     if out.exists() and not overwrite:
         raise OutputExistsError(f"output {str(out)!r} exists; pass overwrite=True (--overwrite)")
+    if out.exists() and not (
+        out.is_dir() and (not any(out.iterdir()) or (out / "quality.csv").is_file())
+    ):  # never delete a directory (or file) that is not an earlier quality report
+        raise OutputExistsError(
+            f"output {str(out)!r} exists and is not an earlier quality report; choose another --out"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
