@@ -42,5 +42,15 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
 
+# Issue-2 benchmarks (speed, end to end, quality); numbers go to bench-out/, see BENCHMARKS.md.
+# They read ../shared/data/ (not part of the repository) and take about an hour on 2 cores.
+bench: $(STAMP)
+	mkdir -p bench-out
+	rm -f bench-out/quality.csv bench-out/strategy.csv
+	$(BIN)/python benchmarks/bench_diffusion.py --out bench-out/diffusion.json
+	$(BIN)/python benchmarks/bench_end_to_end.py --out bench-out/end_to_end.json
+	$(BIN)/python benchmarks/bench_quality.py --seeds 0 1 2 3 4 --out bench-out/quality.csv
+	$(BIN)/python benchmarks/bench_strategy.py --seeds 0 1 2 3 4 --out bench-out/strategy.csv
+
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .ruff_cache

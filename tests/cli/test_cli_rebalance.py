@@ -60,7 +60,9 @@ def test_rebalance_fills_strata(tmp_path, method, ext):
     again = runner.invoke(app, [*args, "--method", method, "--seed", "1", "--quiet"])
     assert again.exit_code == 2
     again = runner.invoke(app, [*args, "--method", method, "--seed", "1", "--quiet", "--overwrite"])
-    assert again.exit_code == 0 and again.stderr == ""
+    assert again.exit_code == 0
+    # --quiet: no summary and no progress; only warnings about the data (here: a 5-row stratum)
+    assert all(line.startswith("warning: ") for line in again.stderr.splitlines())
     _check_rebalanced(df, read_table(out))
 
 

@@ -1,7 +1,6 @@
 """StrataIndex (phi bijection), counts and the sampling strategies."""
 
 import json
-import logging
 
 import numpy as np
 import pandas as pd
@@ -96,12 +95,20 @@ def test_dict_callable_and_errors():
         resolve_sampling_strategy("auto", i1.counts(one), i1, **kw)
 
 
-def test_empty_and_small_strata_reported(caplog):
+def test_empty_and_small_strata_reported():
     df = pd.DataFrame({"y": [0] * 20 + [1] * 5 + [0] * 12, "sex": ["F"] * 25 + ["M"] * 12})
     idx = StrataIndex(["y", "sex"]).fit(df)
-    with (
-        caplog.at_level(logging.WARNING),
-        pytest.warns(UserWarning, match=r"\(1, 'F'\) has only 5"),
-    ):
+    with pytest.warns(UserWarning, match=r"\(y=1, sex='F'\) has only 5 rows") as record:
         res = resolve_sampling_strategy("auto", idx.counts(df), idx, target="y", sensitive=["sex"])
-    assert 3 not in res and "(1, 'M')" in caplog.text
+    assert 3 not in res and res == {0: 0, 1: 8, 2: 15}
+    empty = [str(w.message) for w in record if "no rows" in str(w.message)]
+    assert empty == [
+        "1 stratum/strata with no rows skipped (nothing to learn from, nothing added): "
+        "(y=1, sex='M')"
+    ]
+    # the 12-row stratum (0, M) is above the default min_rows=10: one warning only
+    assert len([w for w in record if "has only" in str(w.message)]) == 1
+    with pytest.warns(UserWarning, match=r"sex='M'\) has only 12 rows \(fewer than 13\)"):
+        resolve_sampling_strategy(
+            "auto", idx.counts(df), idx, target="y", sensitive=["sex"], min_rows=13
+        )

@@ -242,3 +242,78 @@ def test_multinomial_reverse_process_recovers_prior_with_exact_predictor(stride)
     assert stats.chisquare(counts, np.asarray(prior) * counts.sum()).pvalue > 1e-3, counts
     biased = _oracle_sampling(m, prior, steps, exact=False)
     assert stats.chisquare(biased, np.asarray(prior) * biased.sum()).pvalue < 1e-6, biased
+
+
+def test_denoiser_takes_codes_or_one_hot_with_the_same_result():
+    cards = [3, 700, 2]
+    m = MultinomialDiffusion(cards, linear_betas(10))
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = MLPDenoiser(2, cards, 3, hidden=(16,), dim_t=8)
+    gen = torch.Generator().manual_seed(0)
+    codes = torch.stack([torch.randint(0, k, (6,), generator=gen) for k in cards], 1)
+    args = (torch.randn(6, 2, generator=gen), torch.arange(6), torch.tensor([0, 1, 2, 3, 0, 1]))
+    a = model(args[0], m.one_hot(codes), *args[1:])
+    b = model(args[0], codes, *args[1:])
+    for x, y in zip(a, b, strict=True):
+        torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-5)
+    b[1].sum().backward()  # the gathered rows receive gradient
+    assert float(model.proj.weight.grad[:, 2:].abs().sum()) > 0
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "linear"])
+def test_closed_form_multinomial_loss_equals_the_table_formula(schedule):
+    """The fast KL (uniform posterior + two bumps) equals the full-table computation, gradients too."""
+    gen = torch.Generator().manual_seed(0)
+    T = 200
+    m = MultinomialDiffusion([2, 5, 300], make_betas(schedule, T))
+    n = 256
+    for scale in (0.1, 5.0, 40.0):  # soft to very peaked predictions
+        logits = (scale * torch.randn(n, m.total, generator=gen)).requires_grad_()
+        x0 = torch.stack([torch.randint(0, k, (n,), generator=gen) for k in m.cardinalities], 1)
+        t = torch.randint(0, T, (n,), generator=gen)
+        t[:8], t[8:16] = 0, T - 1
+        xt = m.q_sample(x0, t, gen)
+        xt[:32] = x0[:32]  # both cases i == j and i != j
+        fast = m.loss(logits, x0, xt, t)
+        (g_fast,) = torch.autograd.grad(fast, logits)
+        ref = m.loss_reference(logits, x0, xt, t)
+        (g_ref,) = torch.autograd.grad(ref, logits)
+        torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(g_fast, g_ref, rtol=1e-4, atol=1e-8)
+
+
+def test_closed_form_model_posterior_equals_the_table_formula():
+    gen = torch.Generator().manual_seed(1)
+    T = 100
+    m = MultinomialDiffusion([2, 6, 250], cosine_betas(T))
+    n = 128
+    for scale in (0.5, 8.0, 60.0):
+        log_x0p = m.log_softmax(scale * torch.randn(n, m.total, generator=gen))
+        xt = torch.stack([torch.randint(0, k, (n,), generator=gen) for k in m.cardinalities], 1)
+        for t_i, t_p in ((T - 1, T - 2), (T - 1, 40), (37, 36), (5, -1), (0, -1)):
+            t, tp = torch.full((1,), t_i), torch.full((1,), t_p)
+            fast = m.model_posterior_from_codes(xt, t, tp, log_x0p)
+            ref = m.model_posterior_probs(m.one_hot(xt), t, tp, log_x0p.exp())
+            torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-6)
+
+
+def test_sample_codes_frequencies_and_zero_probability_levels():
+    m = MultinomialDiffusion([4, 3], linear_betas(10))
+    n = 40000
+    p = torch.tensor([[0.0, 0.5, 0.0, 0.5, 0.2, 0.0, 0.8]]).expand(n, -1)
+    codes = m.sample_codes(p, torch.Generator().manual_seed(0))
+    first = np.bincount(codes[:, 0].numpy(), minlength=4)
+    second = np.bincount(codes[:, 1].numpy(), minlength=3)
+    assert first[0] == first[2] == 0 and second[1] == 0  # never a level of probability 0
+    assert stats.chisquare(first[[1, 3]], [n / 2, n / 2]).pvalue > 1e-3
+    assert stats.chisquare(second[[0, 2]], [0.2 * n, 0.8 * n]).pvalue > 1e-3
+
+
+def test_per_column_log_softmax_training_and_sampling_paths_agree():
+    m = MultinomialDiffusion([3, 400, 2], linear_betas(10))
+    logits = 30 * torch.randn(64, m.total, generator=torch.Generator().manual_seed(0))
+    expected = torch.cat([torch.log_softmax(b, 1) for b in logits.split([3, 400, 2], 1)], 1)
+    torch.testing.assert_close(m.log_softmax(logits), expected)  # no autograd: sampling path
+    trained = m.log_softmax(logits.clone().requires_grad_())  # autograd: training path
+    torch.testing.assert_close(trained.detach(), expected, rtol=1e-5, atol=1e-5)

@@ -178,3 +178,25 @@ def test_make_resampler():
     assert make_resampler("random", sensitive_features=["SEX"]).method == "random"
     with pytest.raises(ValueError, match="mcrage"):
         make_resampler("gan", sensitive_features=["SEX"])
+
+
+def test_empty_stratum_reported_and_small_stratum_warned_once():
+    # (OUTCOME=1, SEX=F) has no row: it is skipped and reported; (0, F) has 6 rows: one warning
+    X, y = toy()
+    keep = ~((X["SEX"] == "F") & (y == 1))
+    keep &= ~((X["SEX"] == "F") & (y == 0)) | (np.cumsum((X["SEX"] == "F") & (y == 0)) <= 6)
+    X, y = X[keep], y[keep]
+    sampler = MCRAGE(sensitive_features=["SEX"], generator=EmpiricalGenerator(), random_state=0)
+    with pytest.warns(UserWarning) as record:
+        X_res, y_res = sampler.fit_resample(X, y)
+    messages = [str(w.message) for w in record if "has only" in str(w.message)]
+    assert messages == [
+        "stratum (OUTCOME=0, SEX='F') has only 6 rows (fewer than 10); synthetic rows for it "
+        "rest on very few real rows"
+    ]
+    assert sampler.empty_strata_ == [(1, "F")]
+    assert any(
+        "no rows" in str(w.message) and "(OUTCOME=1, SEX='F')" in str(w.message) for w in record
+    )
+    assert ((y_res == 1) & (X_res["SEX"] == "F")).sum() == 0  # nothing invented for it
+    assert len(X_res) - len(X) == sum(sampler.deficits_.values()) > 0

@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 
 import pandas as pd
@@ -28,6 +29,10 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    typer.echo(f"warning: {_one_line(message)}", err=True)
+
+
 def handle_errors(func: Callable) -> Callable:
     """Map errors to one line on stderr: user errors exit 2, unexpected ones exit 1.
 
@@ -37,7 +42,11 @@ def handle_errors(func: Callable) -> Callable:
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
-            return func(*args, **kwargs)
+            with warnings.catch_warnings():
+                # Python warnings (a stratum with very few rows, a column with many levels) as
+                # one "warning: ..." line each, also with --quiet: they are about the data
+                warnings.showwarning = _show_warning
+                return func(*args, **kwargs)
         except (
             typer.Exit,
             typer.Abort,
@@ -66,7 +75,7 @@ def handle_errors(func: Callable) -> Callable:
 
 
 def setup_logging(quiet: bool) -> None:
-    """INFO logging to stderr unless ``quiet``."""
+    """INFO logging to stderr unless ``quiet`` (warnings are always shown)."""
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s: %(message)s"
     )
@@ -91,6 +100,25 @@ def check_columns(
         if df[col].isna().all():
             raise SchemaError(
                 f"column '{col}' has only missing values; drop it from {source} before running"
+            )
+    declared = set(numeric)
+    for col in df.columns:
+        if col in declared or col == target or col in sensitive:
+            continue
+        values = df[col]
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            continue
+        present = values.dropna()
+        converted = pd.to_numeric(present, errors="coerce")
+        n_text = int(converted.isna().sum())
+        if len(present) and 0 < n_text <= 0.5 * len(present):
+            example = present[converted.isna()].iloc[0]
+            warnings.warn(
+                f"column '{col}' is mostly numeric but has {n_text} text value(s) such as "
+                f"{example!r}; it is treated as categorical. If it is numeric, fix those "
+                f"values and pass --numeric {col} to check it",
+                UserWarning,
+                stacklevel=2,
             )
     for col in numeric:
         values = df[col]
@@ -131,27 +159,18 @@ def stratum_summary(before: pd.DataFrame, added: pd.DataFrame, keys: Sequence[st
 
 
 def compute_deficits(df: pd.DataFrame, keys: Sequence[str], strategy: str | float) -> pd.DataFrame:
-    """New rows per observed stratum, as the resamplers count them.
+    """New rows per observed stratum, exactly as the resamplers count them.
 
     Returns a frame with the ``keys`` columns and ``n`` (rows to add, > 0 only).
     """
-    keys = list(keys)
-    counts = df.groupby(keys, dropna=False).size()
-    if strategy in ("auto", "fill-to-max"):
-        goal = pd.Series(counts.max(), index=counts.index)
-    elif isinstance(strategy, float):
-        goal = pd.Series(math.ceil(strategy * counts.max()), index=counts.index)
-    else:
-        from equisynth.data.strata import StrataIndex, resolve_sampling_strategy
+    from equisynth.data.strata import StrataIndex, resolve_sampling_strategy
 
-        strata = StrataIndex(keys).fit(df)
-        per_id = resolve_sampling_strategy(
-            strategy, strata.counts(df), strata, target=keys[0], sensitive=keys[1:]
-        )
-        ids = [i for i, n in per_id.items() if n > 0]
-        levels = strata.decode(ids).reset_index(drop=True)
-        levels["n"] = [per_id[i] for i in ids]
-        return levels
-    need = (goal - counts).clip(lower=0)
-    need = need[need > 0].rename("n")
-    return need.reset_index()
+    keys = list(keys)
+    strata = StrataIndex(keys).fit(df)
+    per_id = resolve_sampling_strategy(
+        strategy, strata.counts(df), strata, target=keys[0], sensitive=keys[1:]
+    )
+    ids = [i for i, n in per_id.items() if n > 0]
+    levels = strata.decode(ids).reset_index(drop=True)
+    levels["n"] = [per_id[i] for i in ids]
+    return levels

@@ -23,7 +23,10 @@ def fit_command(
         list[str], typer.Option("--sensitive", help="Sensitive column (repeat for several)")
     ],
     out: Annotated[Path, typer.Option("--out", help="Model directory to create")],
-    n_iter: Annotated[int, typer.Option("--n-iter", min=1, help="Training steps")] = 3000,
+    n_iter: Annotated[
+        int | None,
+        typer.Option("--n-iter", min=1, help="Training steps (default: the generator's)"),
+    ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed")] = None,
     numeric: Annotated[
         list[str] | None,
@@ -96,9 +99,15 @@ def fit_command(
     check_output_path(out, overwrite=overwrite, marker="config.json")
     from equisynth.generators.tabular import TabularDiffusionGenerator
 
-    gen = TabularDiffusionGenerator(
-        n_iter=n_iter, batch_size=batch_size, device=device, random_state=seed, verbose=not quiet
-    )
+    params = {
+        "batch_size": batch_size,
+        "device": device,
+        "random_state": seed,
+        "verbose": not quiet,
+    }
+    if n_iter is not None:
+        params["n_iter"] = n_iter
+    gen = TabularDiffusionGenerator(**params)
     condition_on = [target, *sensitive]
     ckpt = {
         "checkpoint_dir": checkpoint_dir,
@@ -134,6 +143,8 @@ def fit_command(
                 item.rename(tmp / item.name)
             (tmp / "model").rmdir()
             run.write(out, inputs=[input], extra={"generator": gen.get_params()}, into=tmp)
+        if not quiet:
+            typer.echo(f"saved model to {out}", err=True)
     if ctx is not None:
         from equisynth.diffusion.distributed import barrier, shutdown_distributed
 

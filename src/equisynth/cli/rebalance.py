@@ -34,7 +34,8 @@ def run_rebalance(
     method: Literal["mcrage", "smote", "random"] = "mcrage",
     strategy: str | float = "auto",
     seed: int | None = None,
-    n_iter: int = 3000,
+    n_iter: int | None = None,
+    smote_first: bool = False,
     device: str = "cpu",
     verbose: bool = True,
     drop_copies: bool = False,
@@ -61,10 +62,16 @@ def run_rebalance(
     if method == "mcrage":
         from equisynth.generators.tabular import TabularDiffusionGenerator
 
-        kwargs["generator"] = TabularDiffusionGenerator(
-            n_iter=n_iter, device=device, random_state=seed, verbose=verbose
-        )
+        params = {"device": device, "random_state": seed, "verbose": verbose}
+        if n_iter is not None:
+            params["n_iter"] = n_iter
+        kwargs["generator"] = TabularDiffusionGenerator(**params)
         kwargs["verbose"] = verbose
+        kwargs["smote_first"] = smote_first
+    elif smote_first:
+        from equisynth.exceptions import ConfigError
+
+        raise ConfigError(f"--smote-first needs --method mcrage, got --method {method}")
     sampler = make_resampler(method, **kwargs)
     X_res, y_res = sampler.fit_resample(X, df[target])
     mask = pd.Series(sampler.synthetic_mask_, index=X_res.index).to_numpy(dtype=bool)
@@ -93,7 +100,17 @@ def rebalance_command(
         str, typer.Option("--strategy", help="auto, equalize-groups or a ratio in (0, 1]")
     ] = "auto",
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed")] = None,
-    n_iter: Annotated[int, typer.Option("--n-iter", min=1, help="Generator training steps")] = 3000,
+    n_iter: Annotated[
+        int | None,
+        typer.Option("--n-iter", min=1, help="Generator training steps (default: the generator's)"),
+    ] = None,
+    smote_first: Annotated[
+        bool,
+        typer.Option(
+            "--smote-first",
+            help="mcrage only: train the generator on SMOTE-augmented strata (paper's variant)",
+        ),
+    ] = False,
     numeric: Annotated[
         list[str] | None,
         typer.Option("--numeric", help="Column that must be numeric (text in it is an error)"),
@@ -138,6 +155,7 @@ def rebalance_command(
         strategy=strat,
         seed=seed,
         n_iter=n_iter,
+        smote_first=smote_first,
         device=device,
         verbose=not quiet,
         drop_copies=drop_copies,

@@ -172,24 +172,20 @@ class TabularEncoder:
 
     @staticmethod
     def _codes(spec: ColumnSpec, col: pd.Series) -> np.ndarray:
-        lookup = {v: i for i, v in enumerate(spec.categories)}
+        missing = col.isna().to_numpy()
         miss_code = len(spec.categories)
-        out = np.empty(len(col), dtype=np.int64)
-        for i, v in enumerate(col.tolist()):
-            if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
-                if not spec.has_missing:
-                    raise DataError(
-                        f"column {spec.name!r} has a missing value but had none when fitted"
-                    )
-                out[i] = miss_code
-            elif v in lookup:
-                out[i] = lookup[v]
-            else:
-                raise DataError(
-                    f"column {spec.name!r} has the unseen level {v!r}; "
-                    f"known levels are {list(spec.categories)[:20]}"
-                )
-        return out
+        if missing.any() and not spec.has_missing:
+            raise DataError(f"column {spec.name!r} has a missing value but had none when fitted")
+        codes = pd.Categorical(col, categories=list(spec.categories)).codes.astype(np.int64)
+        unseen = (codes < 0) & ~missing
+        if unseen.any():
+            bad = _key(col.to_numpy()[unseen][0])
+            raise DataError(
+                f"column {spec.name!r} has the unseen level {bad!r}; "
+                f"known levels are {list(spec.categories)[:20]}"
+            )
+        codes[missing] = miss_code
+        return codes
 
     # ---------------------------------------------------------- inverse
     def inverse_transform(self, x_num: np.ndarray, x_cat: np.ndarray) -> pd.DataFrame:
@@ -239,6 +235,11 @@ class TabularEncoder:
         enc.arrays_ = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
         enc._set_slots()
         return enc
+
+
+def _key(v):
+    """Plain python value of a label (numpy scalars -> python), as stored in the schema."""
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def _restore_numeric(v: np.ndarray, miss: np.ndarray, spec: ColumnSpec) -> pd.Series:

@@ -6,7 +6,6 @@ column (first column most significant); ``decode`` is phi^-1.
 
 from __future__ import annotations
 
-import logging
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -18,8 +17,6 @@ from equisynth.data.schema import _sort_key, _to_python
 from equisynth.exceptions import NotFittedError, StrataError
 
 __all__ = ["StrataIndex", "resolve_sampling_strategy"]
-
-logger = logging.getLogger(__name__)
 
 
 class StrataIndex:
@@ -151,6 +148,12 @@ class StrataIndex:
         out.index.name = "stratum"
         return out
 
+    def label(self, stratum: int) -> str:
+        """A readable name of one stratum id, e.g. ``"SOURCE='in', SEX='F'"``."""
+        return ", ".join(
+            f"{c}={v!r}" for c, v in zip(self.columns_, self.levels_of(stratum), strict=True)
+        )
+
     def levels_of(self, stratum: int) -> tuple:
         """phi^-1 of one id as a tuple of plain python labels."""
         self._check_fitted()
@@ -212,7 +215,9 @@ def resolve_sampling_strategy(
     strata : StrataIndex
         Fitted on the columns ``(target, *sensitive)``.
     min_rows : int, default=10
-        Observed strata with fewer rows give a ``UserWarning``.
+        Observed strata with fewer rows give a ``UserWarning`` that names them and their
+        row counts. Strata with no rows are skipped (they get no new rows) and reported in
+        one ``UserWarning``.
 
     Examples
     --------
@@ -226,10 +231,11 @@ def resolve_sampling_strategy(
     observed = counts[counts > 0]
     empty = counts.index[counts == 0].tolist()
     if empty:
-        logger.warning(
-            "skipping %d strata with no rows: %s",
-            len(empty),
-            [strata.levels_of(s) for s in empty],
+        warnings.warn(
+            f"{len(empty)} stratum/strata with no rows skipped (nothing to learn from, nothing "
+            "added): " + "; ".join(f"({strata.label(s)})" for s in empty),
+            UserWarning,
+            stacklevel=2,
         )
     if len(observed) <= 1:
         raise StrataError(
@@ -237,8 +243,12 @@ def resolve_sampling_strategy(
         )
     for sid, n in observed.items():
         if n < min_rows:
-            lv = strata.levels_of(sid)
-            warnings.warn(f"stratum {lv} has only {int(n)} rows", UserWarning, stacklevel=2)
+            warnings.warn(
+                f"stratum ({strata.label(sid)}) has only {int(n)} rows (fewer than "
+                f"{min_rows}); synthetic rows for it rest on very few real rows",
+                UserWarning,
+                stacklevel=2,
+            )
     k_max = int(observed.max())
     if callable(strategy) and not isinstance(strategy, str):
         frame = _describe(strata, counts)

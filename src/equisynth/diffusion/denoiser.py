@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from equisynth.exceptions import ConfigError
@@ -76,6 +77,11 @@ class MLPDenoiser(nn.Module):
             )
         self.dim_t = int(dim_t)
         self.proj = nn.Linear(d_in, dim_t)
+        starts = [0]
+        for k in self.cardinalities[:-1]:
+            starts.append(starts[-1] + k)
+        # first one-hot slot of each categorical column (not saved: derived from cardinalities)
+        self.register_buffer("cat_starts", torch.tensor(starts, dtype=torch.long), persistent=False)
         self.time_mlp = nn.Sequential(nn.Linear(dim_t, dim_t), nn.SiLU(), nn.Linear(dim_t, dim_t))
         self.cond_emb = nn.Embedding(self.n_conditions + 1, dim_t)
         layers: list[nn.Module] = []
@@ -93,15 +99,38 @@ class MLPDenoiser(nn.Module):
         """Index of the learned "no condition" embedding."""
         return self.n_conditions
 
+    def _project(self, x_num_t: torch.Tensor, x_cat_t: torch.Tensor) -> torch.Tensor:
+        if x_cat_t.dtype.is_floating_point:  # one-hot (n, sum K)
+            return self.proj(torch.cat([x_num_t, x_cat_t], dim=1))
+        # integer codes (n, C): the one-hot product is a sum of rows of the weight matrix, so
+        # gather them instead of multiplying by a mostly-zero matrix (same result, same
+        # weights; far cheaper for columns with hundreds of levels)
+        w = self.proj.weight
+        h = F.linear(x_num_t, w[:, : self.d_num], self.proj.bias)
+        if self.cardinalities:
+            table = w[:, self.d_num :].t().contiguous()
+            h = h + F.embedding_bag(x_cat_t + self.cat_starts, table, mode="sum")
+        return h
+
     def forward(
         self,
         x_num_t: torch.Tensor,
-        x_cat_onehot_t: torch.Tensor,
+        x_cat_t: torch.Tensor,
         t: torch.Tensor,
         cond: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(eps_num (n, d_num), logits (n, sum K))``; ``t`` may have shape ``(n,)`` or ``(1,)``."""
-        x = torch.cat([x_num_t, x_cat_onehot_t], dim=1)
-        h = self.proj(x) + self.time_mlp(timestep_embedding(t, self.dim_t)) + self.cond_emb(cond)
-        out = self.head(self.blocks(h))
+        """Return ``(eps_num (n, d_num), logits (n, sum K))``.
+
+        ``x_cat_t`` is either the concatenated one-hot encoding (float, ``(n, sum K)``) or the
+        integer codes (int64, ``(n, C)``); both give the same output. ``t`` may have shape
+        ``(n,)`` or ``(1,)``.
+        """
+        h = self._project(x_num_t, x_cat_t)
+        h = h + self.time_mlp(timestep_embedding(t, self.dim_t)) + self.cond_emb(cond)
+        if torch.is_grad_enabled():
+            h = self.blocks(h)
+        else:  # sampling: same layers, activations in place (no new buffer per layer)
+            for layer in self.blocks:
+                h = F.silu(h, inplace=True) if isinstance(layer, nn.SiLU) else layer(h)
+        out = self.head(h)
         return out[:, : self.d_num], out[:, self.d_num :]

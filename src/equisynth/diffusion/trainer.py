@@ -60,7 +60,7 @@ def diffusion_loss(
         x_num_t, x_cat_t, noise = x_num_t[shard], x_cat_t[shard], noise[shard]
         x_cat, cond, t = x_cat[shard], cond[shard], t[shard]
 
-    eps, logits = model(x_num_t, multinomial.one_hot(x_cat_t), t, cond)
+    eps, logits = model(x_num_t, x_cat_t, t, cond)  # integer codes: no one-hot table needed
     return gaussian.loss(eps, noise) + multinomial.loss(logits, x_cat, x_cat_t, t)
 
 

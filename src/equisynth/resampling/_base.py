@@ -68,13 +68,19 @@ class StrataSamplerBase(BaseSampler):
         ids = strata.encode(frame)
         counts = strata.counts(frame)
         deficits = resolve_sampling_strategy(
-            self.sampling_strategy, counts, strata, target=target, sensitive=sensitive
+            self.sampling_strategy,
+            counts,
+            strata,
+            target=target,
+            sensitive=sensitive,
+            min_rows=getattr(self, "min_stratum_size", 10),
         )
         deficits = {int(k): int(v) for k, v in deficits.items() if int(v) > 0}
         self.n_features_in_ = X_df.shape[1]
         self.feature_names_in_ = np.asarray(X_df.columns, dtype=object)
         self.strata_ = strata
         self.strata_counts_ = counts
+        self.empty_strata_ = [strata.levels_of(int(s)) for s in counts.index[counts == 0]]
         self.deficits_ = deficits
         self.sampling_strategy_ = {int(k): int(counts.loc[k]) + v for k, v in deficits.items()}
         self.target_name_ = target

@@ -44,7 +44,8 @@ class MCRAGE(StrataSamplerBase):
         generator on that augmented table. The returned synthetic rows still come from the
         generator.
     min_stratum_size : int, default=10
-        Strata with fewer real rows give a warning.
+        Observed strata with fewer real rows give a ``UserWarning`` that names the stratum
+        and its row count (their synthetic rows rest on very few patients).
     random_state : int, Generator or None
     verbose : bool, default=False
 
@@ -52,6 +53,9 @@ class MCRAGE(StrataSamplerBase):
     ----------
     strata_ : StrataIndex
     strata_counts_ : Series (rows per stratum id)
+    empty_strata_ : list of tuple
+        Level tuples ``(target, *sensitive)`` of the strata with no row: reported (logging
+        warning) and skipped, since there is nothing to learn them from.
     deficits_ : dict (stratum id -> number of new rows)
     sampling_strategy_ : dict (stratum id -> count after resampling), as imbalanced-learn
     generator_ : the fitted generator
@@ -116,18 +120,6 @@ class MCRAGE(StrataSamplerBase):
             )
 
     def _generate(self, frame, ids, deficits, rng) -> pd.DataFrame:
-        counts = self.strata_counts_
-        for sid in deficits:
-            if 0 < counts.loc[sid] < self.min_stratum_size:
-                import warnings
-
-                levels = self.strata_.decode([sid]).iloc[0].to_dict()
-                warnings.warn(
-                    f"stratum {levels} has only {int(counts.loc[sid])} rows (< min_stratum_size="
-                    f"{self.min_stratum_size}); its synthetic rows rest on very few patients",
-                    UserWarning,
-                    stacklevel=4,
-                )
         condition_on = list(self.condition_on_)
         training = frame
         if self.smote_first:
