@@ -47,9 +47,18 @@ _CONFIG_KEYS = (
 )
 
 
+def _is_longitudinal(protocol) -> bool:
+    """Protocols over longitudinal EHR (``SequenceTask``s) rather than tables (FairSynth)."""
+    return bool(getattr(protocol, "longitudinal", False))
+
+
 def _protocol_config(protocol: ProtocolBase | None, result: ExperimentResult) -> dict:
     if protocol is None:
         return {"protocol": result.protocol, "arms": result.arms}
+    if _is_longitudinal(protocol):
+        from equisynth.evaluation.longitudinal_outputs import longitudinal_config
+
+        return longitudinal_config(protocol, result)
     config = {k: getattr(protocol, k) for k in _CONFIG_KEYS if hasattr(protocol, k)}
     config["protocol"] = protocol.name
     config["features"] = protocol.features
@@ -65,6 +74,10 @@ def _reference_arm(protocol: ProtocolBase | None, result: ExperimentResult) -> s
 
 
 def _notes(protocol: ProtocolBase | None, result: ExperimentResult) -> str:
+    if _is_longitudinal(protocol):
+        from equisynth.evaluation.longitudinal_outputs import longitudinal_notes
+
+        return longitudinal_notes(protocol, result)
     n_seeds = result.results["seed"].nunique()
     lines = [
         f"Protocol `{result.protocol}`, {n_seeds} seed(s), arms: {', '.join(result.arms)}; "
@@ -98,6 +111,10 @@ def experiment_quality(
     the first seed, or ``None`` when no arm holds synthetic rows or the sets were not kept."""
     from equisynth.evaluation.arm_quality import arm_quality
 
+    if _is_longitudinal(protocol):
+        from equisynth.evaluation.longitudinal_outputs import longitudinal_quality
+
+        return longitudinal_quality(result, protocol)
     sets = {a: t for a, t in result.training_sets.items() if t["is_synthetic"].any()}
     if not sets or result.holdout is None:
         return None
@@ -192,7 +209,10 @@ def _write_all(result, tmp: Path, *, plots: bool, quality, title: str, protocol)
         figures = _write_plots(result, tmp, protocol)
     notes = _notes(protocol, result)
     tables = report.report_tables(
-        result.results, reference=_reference_arm(protocol, result), quality=quality_table
+        result.results,
+        reference=_reference_arm(protocol, result),
+        quality=quality_table,
+        quality_note=report.LONGITUDINAL_QUALITY_NOTE if _is_longitudinal(protocol) else None,
     )
     report.write_summary_md(
         result.results, tmp / "summary.md", title=title, notes=notes, tables=tables
@@ -228,6 +248,11 @@ def _write_plots(result: ExperimentResult, tmp: Path, protocol) -> dict[str, Pat
         plots.plot_group_tpr(summary, tmp / "group_tpr.png")
     )
     if protocol is None or not result.training_sets:
+        return figures
+    if _is_longitudinal(protocol):
+        from equisynth.evaluation.longitudinal_outputs import longitudinal_figures
+
+        figures.update(longitudinal_figures(result, protocol, tmp))
         return figures
     features = protocol.features
     strata_cols = [protocol.target, *protocol.sensitive]

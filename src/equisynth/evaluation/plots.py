@@ -6,6 +6,10 @@
   PCA when ``umap-learn`` (the ``plots`` extra) is not installed.
 - :func:`plot_strata_densities`: per-feature densities of generated vs real rows, one row
   of panels per stratum (MCRAGE paper, Fig. 3).
+- :func:`plot_patient_projection`: longitudinal EHR: PCA of multi-hot patient vectors (codes
+  ever recorded), real vs synthetic, one panel per arm.
+- :func:`plot_visit_histograms`: longitudinal EHR: visits per patient and codes per visit of
+  real training, real held-out and synthetic patients, one row per arm.
 
 Every function writes one PNG and returns its path.
 """
@@ -27,8 +31,10 @@ __all__ = [
     "embed_2d",
     "plot_group_tpr",
     "plot_metric_bars",
+    "plot_patient_projection",
     "plot_strata_densities",
     "plot_umap",
+    "plot_visit_histograms",
 ]
 
 DPI = 90
@@ -334,5 +340,142 @@ def plot_strata_densities(
             if j == len(cols) - 1:
                 ax.legend(fontsize=5, loc="upper right")
     fig.suptitle("Generated vs real rows per stratum (density)", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------------------- longitudinal EHR
+def _multi_hot(visits, n_codes: int) -> np.ndarray:
+    """Patients x codes: 1 where the patient has the code in any visit."""
+    x = np.zeros((len(visits), n_codes), dtype=np.float32)
+    for i, patient in enumerate(visits):
+        for v in patient:
+            x[i, np.asarray(v, dtype=np.int64)] = 1.0
+    return x
+
+
+def plot_patient_projection(
+    arms: Mapping[str, tuple[Sequence, np.ndarray]],
+    n_codes: int,
+    path: str | Path,
+    *,
+    random_state=0,
+    max_patients_per_arm: int = 1500,
+) -> Path:
+    """One panel per arm: its patients in a shared 2-d PCA of multi-hot code vectors.
+
+    Parameters
+    ----------
+    arms : mapping arm -> (visits, is_synthetic)
+        ``visits`` per patient, per visit an array of code ids (``SequenceTask.visits``).
+    n_codes : int
+        Vocabulary size.
+    path : path of the PNG
+
+    Notes
+    -----
+    The projection is fitted on the real patients of all panels, so synthetic patients far
+    from every real one show as such. Dots = real, crosses = synthetic.
+    """
+    from sklearn.decomposition import PCA
+
+    plt = _pyplot()
+    rng = as_numpy_rng(random_state)
+    names = list(arms)
+    mats, synth = [], []
+    for name in names:
+        visits, is_syn = arms[name]
+        take = np.sort(rng.permutation(len(visits))[:max_patients_per_arm])
+        mats.append(_multi_hot([visits[i] for i in take], n_codes))
+        synth.append(np.asarray(is_syn, dtype=bool)[take])
+    real_rows = np.vstack([m[~s] for m, s in zip(mats, synth, strict=True)])
+    pca = PCA(n_components=2, random_state=int(rng.integers(2**31 - 1)))
+    pca.fit(real_rows if len(real_rows) > 2 else np.vstack(mats))
+    ncols = min(3, len(names))
+    nrows = int(np.ceil(len(names) / ncols))
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(4 * ncols, 3.6 * nrows), squeeze=False, sharex=True, sharey=True
+    )
+    for ax, name, m, s in zip(axes.ravel(), names, mats, synth, strict=False):
+        emb = pca.transform(m)
+        ax.scatter(emb[~s, 0], emb[~s, 1], s=4, color="tab:blue", alpha=0.4, label="real")
+        if s.any():
+            ax.scatter(
+                emb[s, 0],
+                emb[s, 1],
+                s=6,
+                marker="x",
+                color="tab:orange",
+                alpha=0.4,
+                linewidths=0.6,
+                label="synthetic",
+            )
+        ax.set_title(f"{name}: {int(s.sum())} synthetic / {len(s)} patients shown", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.legend(fontsize=7, loc="upper right")
+    for ax in axes.ravel()[len(names) :]:
+        ax.set_visible(False)
+    fig.suptitle("PCA of multi-hot patient vectors (fitted on real patients)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_visit_histograms(
+    arms: Mapping[str, tuple[Sequence, Sequence]],
+    path: str | Path,
+    *,
+    holdout: Sequence | None = None,
+    bins: int = 30,
+) -> Path:
+    """Visits per patient and codes per visit: real training vs synthetic (vs held out).
+
+    Parameters
+    ----------
+    arms : mapping arm -> (real visits, synthetic visits)
+        Per patient, per visit an array of code ids.
+    holdout : visits of real patients no arm trained on, optional
+    """
+    plt = _pyplot()
+    names = list(arms)
+    fig, axes = plt.subplots(len(names), 2, figsize=(8.5, 2.4 * len(names) + 0.6), squeeze=False)
+
+    def stats_of(visits):
+        return (
+            np.array([len(p) for p in visits], dtype=float),
+            np.array([len(v) for p in visits for v in p], dtype=float),
+        )
+
+    ref = stats_of(holdout) if holdout is not None else None
+    for i, name in enumerate(names):
+        real, synth = (stats_of(v) for v in arms[name])
+        for j, title in enumerate(("visits per patient", "codes per visit")):
+            ax = axes[i, j]
+            pooled = np.concatenate([real[j], synth[j]] + ([ref[j]] if ref else []))
+            hi = np.percentile(pooled, 99) if pooled.size else 1.0
+            edges = np.linspace(0.5, max(hi, 1.0) + 0.5, min(bins, int(max(hi, 1))) + 1)
+            for values, label, color in (
+                (real[j], f"real train ({len(real[j])})", "tab:blue"),
+                (None if ref is None else ref[j], "real held out", "tab:green"),
+                (synth[j], f"synthetic ({len(synth[j])})", "tab:orange"),
+            ):
+                if values is not None and values.size:
+                    ax.hist(
+                        np.clip(values, None, edges[-1] - 0.5),
+                        bins=edges,
+                        density=True,
+                        histtype="step",
+                        color=color,
+                        label=label,
+                        linewidth=1.1,
+                    )
+            ax.tick_params(labelsize=7)
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(title, fontsize=9)
+            if j == 0:
+                ax.set_ylabel(name, fontsize=8)
+            ax.legend(fontsize=6, loc="upper right")
+    fig.suptitle("Visit structure of real and synthetic patients (density)", fontsize=9)
     fig.tight_layout()
     return _save(fig, path)

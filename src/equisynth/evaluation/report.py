@@ -49,6 +49,28 @@ QUALITY_FIDELITY = (
     "knn_precision",
     "knn_recall",
 )
+#: Quality metrics of longitudinal EHR (``evaluation.quality.longitudinal``; FairSynth).
+LONGITUDINAL_FIDELITY = (
+    "n_patients_real",
+    "n_patients_synth",
+    "positive_share_real",
+    "positive_share_synth",
+    "code_freq_pearson",
+    "code_freq_max_abs_diff",
+    "pair_freq_pearson",
+    "visits_per_patient_ks",
+    "codes_per_visit_ks",
+    "synth_unknown_code_share",
+)
+LONGITUDINAL_PRIVACY = (
+    "patient_dcr_ratio",
+    "patient_share_synth_closer_than_holdout_p05",
+    "patient_exact_copy_rate",
+    "patient_exact_copy_rate_holdout",
+    "patient_mia_auc",
+)
+#: Separator of a grid setting in an arm name (``real_fairsynth@n_real=200``).
+SETTING_SEP = "@"
 QUALITY_PRIVACY = (
     "dcr_ratio",
     "share_synth_closer_than_holdout_p05",
@@ -71,6 +93,7 @@ class ReportTables:
     quality: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
     reference: str = ""
     n_seeds: int = 0
+    quality_note: str = ""
 
 
 def write_results_csv(results: pd.DataFrame, path: str | Path) -> Path:
@@ -133,13 +156,17 @@ def _group_table(summary: pd.DataFrame) -> pd.DataFrame:
 
 def _diff_table(diffs: pd.DataFrame) -> pd.DataFrame:
     out = diffs.copy()
+    by_setting = out["reference"].nunique() > 1 if "reference" in out else False
     out["difference"] = [
         f"{r.mean_diff:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]" if r.n > 1 else "n/a"
         for r in out.itertuples()
     ]
     for col in ("p_value", "p_wilcoxon", "p_holm"):
         out[col] = [f"{v:.3g}" if np.isfinite(v) else "n/a" for v in out[col]]
-    return out[["arm", "metric", "n", "difference", "p_value", "p_wilcoxon", "p_holm", "verdict"]]
+    columns = ["arm", "metric", "n", "difference", "p_value", "p_wilcoxon", "p_holm", "verdict"]
+    if by_setting:
+        columns.insert(1, "reference")
+    return out[columns]
 
 
 def _quality_tables(quality: pd.DataFrame | None) -> list[tuple[str, pd.DataFrame]]:
@@ -148,8 +175,8 @@ def _quality_tables(quality: pd.DataFrame | None) -> list[tuple[str, pd.DataFram
     level = quality[quality["column"].fillna("") == ""]
     out = []
     for section, wanted, index in (
-        ("fidelity", QUALITY_FIDELITY, ["arm", "stratum"]),
-        ("privacy", QUALITY_PRIVACY, ["arm"]),
+        ("fidelity", (*QUALITY_FIDELITY, *LONGITUDINAL_FIDELITY), ["arm", "stratum"]),
+        ("privacy", (*QUALITY_PRIVACY, *LONGITUDINAL_PRIVACY), ["arm"]),
     ):
         sec = level[level["section"] == section]
         if sec.empty:
@@ -168,33 +195,71 @@ def _quality_tables(quality: pd.DataFrame | None) -> list[tuple[str, pd.DataFram
     return out
 
 
+def _setting(arm: str) -> str | None:
+    return arm.split(SETTING_SEP, 1)[1] if SETTING_SEP in arm else None
+
+
+def _differences(
+    results: pd.DataFrame, reference: str, metrics: Sequence[str], confidence: float
+) -> pd.DataFrame:
+    """Paired differences against ``reference``; with grid settings (``arm@setting``), each
+    setting's arms against ``reference@setting`` where it exists (else ``reference``)."""
+    arms = list(dict.fromkeys(results["arm"]))
+    settings = list(dict.fromkeys(_setting(a) for a in arms))
+    if settings == [None]:
+        out = stats.paired_differences(
+            results, reference=reference, metrics=metrics, confidence=confidence
+        )
+        out.insert(1, "reference", reference)
+        return out
+    base = reference.split(SETTING_SEP, 1)[0]
+    frames = []
+    for setting in settings:
+        own = [a for a in arms if _setting(a) == setting]
+        ref = base if setting is None else f"{base}{SETTING_SEP}{setting}"
+        if ref not in arms:
+            ref = base if base in arms else arms[0]
+        part = results[results["arm"].isin([*own, ref])]
+        if part["arm"].nunique() < 2:
+            continue
+        diff = stats.paired_differences(part, reference=ref, metrics=metrics, confidence=confidence)
+        diff.insert(1, "reference", ref)
+        frames.append(diff)
+    return pd.concat(frames, ignore_index=True)
+
+
 def report_tables(
     results: pd.DataFrame,
     *,
     reference: str | None = None,
     quality: pd.DataFrame | None = None,
     confidence: float = 0.95,
+    quality_note: str | None = None,
 ) -> ReportTables:
     """Summaries over seeds, paired differences against ``reference`` and the findings.
 
     Parameters
     ----------
     results : DataFrame
-        Tidy ``seed, arm, metric, group, value``.
+        Tidy ``seed, arm, metric, group, value``. Arms of a grid carry their setting after
+        ``@`` (``real_fairsynth@n_real=200``): they are compared with ``reference@<setting>``
+        when that arm exists.
     reference : str, optional
         The arm the others are compared with; default the first arm.
     quality : DataFrame, optional
         Tidy quality table with columns ``arm, section, metric, stratum, column, value``.
+    quality_note : str, optional
+        How to read the quality section (default: the tabular note).
     """
     summary = stats.summarize(results, confidence=confidence)
     arms = list(dict.fromkeys(results["arm"]))
-    reference = reference if reference in arms else arms[0]
+    if reference not in arms:
+        base = [a for a in arms if reference and a.split(SETTING_SEP, 1)[0] == reference]
+        reference = reference if base else arms[0]
     headline = [m for m in (*PERFORMANCE, *FAIRNESS) if m in set(results["metric"])]
-    diffs = stats.paired_differences(
-        results, reference=reference, metrics=headline, confidence=confidence
-    )
+    diffs = _differences(results, reference, headline, confidence)
     findings = [
-        stats.describe_difference(r, reference=reference)
+        stats.describe_difference(r, reference=r["reference"])
         for _, r in diffs.iterrows()
         if r["metric"] in HEADLINE
     ]
@@ -207,6 +272,7 @@ def report_tables(
         quality=_quality_tables(quality),
         reference=reference,
         n_seeds=int(results["seed"].nunique()),
+        quality_note=quality_note or _QUALITY_NOTE,
     )
 
 
@@ -250,7 +316,7 @@ def _markdown(tables: ReportTables, *, title: str, notes: str) -> str:
         to_markdown(t.groups),
     ]
     if t.quality:
-        parts += ["## Synthetic data quality (first seed)", _QUALITY_NOTE]
+        parts += ["## Synthetic data quality (first seed)", t.quality_note or _QUALITY_NOTE]
         for name, frame in t.quality:
             parts += [f"### {name.capitalize()}", to_markdown(frame)]
     return "\n\n".join(p for p in parts if p) + "\n"
@@ -265,6 +331,18 @@ _QUALITY_NOTE = (
     "distances to the closest *training* row; DCR ratio about 1 = synthetic rows are no "
     "closer to training patients than fresh patients are; exact-copy rate 0 and MIA AUC 0.5 "
     "= no copies, no membership leak."
+)
+
+
+LONGITUDINAL_QUALITY_NOTE = (
+    "Added patients of each arm (generated, or replicated by oversampling) compared with the "
+    "arm's real training patients; privacy metrics use multi-hot patient vectors (codes ever "
+    "recorded) with the real test patients as the held-out reference. Code / pair frequency "
+    "Pearson 1 and KS 0 = the same visit structure as real patients; positive share = share of "
+    "label 1 (what the fairness term moves, per group). DCR ratio about 1 = added patients are "
+    "no closer to training patients than fresh real patients; exact-copy rate 1 for "
+    "oversampling is expected (replicas), and compare it with the held-out rate (real patients "
+    "with the same code set); MIA AUC 0.5 = no membership leak."
 )
 
 
@@ -349,7 +427,7 @@ def write_report_html(
     if t.quality:
         body += [
             "<h2>Synthetic data quality (first seed)</h2>",
-            f'<p class="note">{e(_QUALITY_NOTE)}</p>',
+            f'<p class="note">{e(t.quality_note or _QUALITY_NOTE)}</p>',
         ]
         for name, frame in t.quality:
             body += [f"<h3>{e(name.capitalize())}</h3>", _html_table(frame)]

@@ -27,13 +27,16 @@ Adaptation rule (``adapt`` names which knobs move):
   fairness loss is doubled (the generator is then retrained).
 
 The generator is retrained only when ``lambda`` or the weights change; it keeps the same seed in
-every round, so rounds differ by the knobs, not by luck. What is returned is **every real
+every round, so rounds differ by the knobs, not by luck. With ``warm_start`` (HALO), it is trained
+once without the fairness term and every round fine-tunes that model with the round's ``lambda``
+(``warm_epochs``), which is cheaper than training from scratch each round. What is returned is **every real
 patient of the input** (the validation patients are given back: the caller's downstream model
 should not lose real data to the loop) followed by the best round's ``R'``.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import time
@@ -140,6 +143,13 @@ class FairSynth(BaseEstimator):
     auroc_tolerance : float, default=0.05
         A round is eligible when its validation AUROC is at least the real-only model's minus
         this (fairness must not be bought with a useless model).
+    warm_start : bool, default=True
+        When the generator's ``fit`` takes ``init`` (HALO): train it once with ``lambda = 0``
+        (its own ``n_epochs``), then make every round's generator by fine-tuning that one for
+        ``warm_epochs`` epochs with the round's ``lambda``; otherwise every round trains from
+        scratch.
+    warm_epochs : int, optional
+        Fine-tuning epochs per round (default: a third of the generator's ``n_epochs``, >= 1).
     random_state : None or int
     verbose : bool, default=False
 
@@ -183,6 +193,8 @@ class FairSynth(BaseEstimator):
         val_size: float = 0.2,
         min_group_size: int = 5,
         auroc_tolerance: float = 0.05,
+        warm_start: bool = True,
+        warm_epochs: int | None = None,
         random_state=None,
         verbose: bool = False,
     ) -> None:
@@ -201,6 +213,8 @@ class FairSynth(BaseEstimator):
         self.val_size = val_size
         self.min_group_size = min_group_size
         self.auroc_tolerance = auroc_tolerance
+        self.warm_start = warm_start
+        self.warm_epochs = warm_epochs
         self.random_state = random_state
         self.verbose = verbose
 
@@ -233,6 +247,9 @@ class FairSynth(BaseEstimator):
             raise ConfigError(
                 f"min_group_size must be a positive integer, got {self.min_group_size!r}"
             )
+        we = self.warm_epochs
+        if we is not None and (isinstance(we, bool) or not isinstance(we, int) or we < 1):
+            raise ConfigError(f"warm_epochs must be None or a positive integer, got {we!r}")
         if self.lambdas is None:
             return None
         lambdas = [float(x) for x in self.lambdas]
@@ -273,6 +290,18 @@ class FairSynth(BaseEstimator):
         weights = None
         if "weights" in self.adapt and hasattr(gen_template, "group_weights"):
             weights = {g: 1.0 for g in counts.index}
+        base, warm_epochs = None, None
+        if self.warm_start and "init" in inspect.signature(gen_template.fit).parameters:
+            base = configure(
+                gen_template,
+                fairness=None,
+                fairness_lambda=0.0,
+                group_weights=None,
+                sensitive=tuple(sensitive),
+                random_state=gen_seed,
+            ).fit(real)
+            n_epochs = int(getattr(gen_template, "n_epochs", 3))
+            warm_epochs = self.warm_epochs or max(1, n_epochs // 3)
         lam = lambdas[0] if lambdas is not None else float(self.lambda_init)
         records, best, best_key = [], None, None
         gen, fitted_with = None, None
@@ -282,15 +311,19 @@ class FairSynth(BaseEstimator):
             refit = gen is None or knobs != fitted_with
             if refit:
                 params = dict(
-                    fairness=self.objective if lam > 0 else None,
+                    fairness=self.objective,
                     fairness_lambda=float(lam),
                     sensitive=tuple(sensitive),
                     random_state=gen_seed,
                 )
                 if weights is not None:
                     params["group_weights"] = dict(weights)
-                gen = configure(gen_template, **params)
-                gen.fit(real)
+                if base is not None:  # fine-tune the lambda = 0 generator
+                    gen = configure(gen_template, **params, n_epochs=warm_epochs)
+                    gen.fit(real, init=base)
+                else:
+                    gen = configure(gen_template, **params)
+                    gen.fit(real)
                 fitted_with = knobs
             synth = generate_for_groups(gen, task, sensitive, amounts, sample_seed)
             model = configure(down_template, random_state=down_seed).fit(real.concat(synth))
