@@ -1,5 +1,8 @@
 """``equisynth experiment mcrage``: the MCRAGE paper's experiment over many seeds.
 
+``equisynth experiment fairsynth`` lives in :mod:`equisynth.cli.experiment_fairsynth` and is
+registered on the same ``experiment`` group here.
+
 Register on the main app with :func:`register`. The module also holds the small
 helpers shared by ``evaluate`` and ``demo`` (error mapping, arm parsing, the table
 printed at the end).
@@ -241,6 +244,15 @@ experiment_app = typer.Typer(
 experiment_app.command("mcrage")(mcrage_command)
 
 
+def _register_fairsynth() -> None:
+    from equisynth.cli.experiment_fairsynth import fairsynth_command
+
+    experiment_app.command("fairsynth")(fairsynth_command)
+
+
+_register_fairsynth()
+
+
 def register(app: typer.Typer) -> None:
-    """Add the ``experiment`` command group (with ``mcrage``) to ``app``."""
+    """Add the ``experiment`` command group (``mcrage``, ``fairsynth``) to ``app``."""
     app.add_typer(experiment_app, name="experiment")

@@ -10,9 +10,12 @@
    objective (disparate impact or worst-group TPR, the minimum over groups) on the validation
    patients;
 3. adapt ``lambda`` and the per-group amounts for the next round (rule below);
-4. keep the best ``R'``: the highest validation objective among the rounds whose validation AUROC
-   is at least the real-only model's minus ``auroc_tolerance`` (ties: higher AUROC, then the
-   earlier round); if no round reaches that floor, the round with the highest AUROC.
+4. keep the best ``R'``: the highest validation objective among the *eligible* rounds, those whose
+   validation AUROC and balanced accuracy (``floor_metrics``) are each at least the real-only
+   model's minus ``floor_tolerance`` (ties: higher AUROC, then the earlier round); if no round is
+   eligible, the round with the highest AUROC. The balanced-accuracy floor matters: disparate
+   impact is 1 for a model that predicts every patient positive, and AUROC alone (a ranking
+   metric) does not see that.
 
 Adaptation rule (``adapt`` names which knobs move):
 
@@ -140,9 +143,11 @@ class FairSynth(BaseEstimator):
     min_group_size : int, default=5
         Fewest validation patients behind a group rate (positives for TPR); smaller groups
         are not scored (they would make the choice of ``R'`` a coin toss).
-    auroc_tolerance : float, default=0.05
-        A round is eligible when its validation AUROC is at least the real-only model's minus
-        this (fairness must not be bought with a useless model).
+    floor_metrics : sequence of str, default=("auroc", "balanced_accuracy")
+        Validation metrics a round must keep (fairness must not be bought with a useless model).
+    floor_tolerance : float, default=0.05
+        A round is eligible when each of ``floor_metrics`` is at least the real-only model's
+        value minus this.
     warm_start : bool, default=True
         When the generator's ``fit`` takes ``init`` (HALO): train it once with ``lambda = 0``
         (its own ``n_epochs``), then make every round's generator by fine-tuning that one for
@@ -164,7 +169,8 @@ class FairSynth(BaseEstimator):
     generator_ : the best round's fitted generator
     val_reference_ : dict
         Validation metrics of the downstream model trained on the real training part alone.
-    auroc_floor_ : float
+    floors_ : dict
+        The eligibility floor of each of ``floor_metrics``.
     validation_ids_ : ndarray of str
         The real patients used for validation (returned in the output like the others).
 
@@ -192,7 +198,8 @@ class FairSynth(BaseEstimator):
         downstream=None,
         val_size: float = 0.2,
         min_group_size: int = 5,
-        auroc_tolerance: float = 0.05,
+        floor_metrics: Sequence[str] = ("auroc", "balanced_accuracy"),
+        floor_tolerance: float = 0.05,
         warm_start: bool = True,
         warm_epochs: int | None = None,
         random_state=None,
@@ -212,7 +219,8 @@ class FairSynth(BaseEstimator):
         self.downstream = downstream
         self.val_size = val_size
         self.min_group_size = min_group_size
-        self.auroc_tolerance = auroc_tolerance
+        self.floor_metrics = floor_metrics
+        self.floor_tolerance = floor_tolerance
         self.warm_start = warm_start
         self.warm_epochs = warm_epochs
         self.random_state = random_state
@@ -230,12 +238,17 @@ class FairSynth(BaseEstimator):
             or self.n_rounds < 1
         ):
             raise ConfigError(f"n_rounds must be a positive integer, got {self.n_rounds!r}")
-        for name in ("lambda_init", "amount_step", "auroc_tolerance"):
+        for name in ("lambda_init", "amount_step", "floor_tolerance"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(f"{name} must be a number >= 0, got {value!r}")
         if not (isinstance(self.lambda_factor, (int, float)) and self.lambda_factor > 1):
             raise ConfigError(f"lambda_factor must be > 1, got {self.lambda_factor!r}")
+        known = ("auroc", "balanced_accuracy", "f1", "accuracy", "auprc")
+        if isinstance(self.floor_metrics, str) or any(m not in known for m in self.floor_metrics):
+            raise ConfigError(
+                f"floor_metrics must be a list drawn from {list(known)}, got {self.floor_metrics!r}"
+            )
         bad = [a for a in self.adapt if a not in _ADAPT]
         if bad or isinstance(self.adapt, str):
             raise ConfigError(f"adapt must be a list drawn from {list(_ADAPT)}, got {self.adapt!r}")
@@ -282,10 +295,10 @@ class FairSynth(BaseEstimator):
         self.val_reference_, _ = validation_metrics(
             ref_model, val, sensitive, min_group_size=self.min_group_size
         )
-        ref_auroc = self.val_reference_.get("auroc", float("nan"))
-        self.auroc_floor_ = (
-            ref_auroc - float(self.auroc_tolerance) if np.isfinite(ref_auroc) else -math.inf
-        )
+        self.floors_ = {}
+        for m in self.floor_metrics:
+            ref = float(self.val_reference_.get(m, float("nan")))
+            self.floors_[m] = ref - float(self.floor_tolerance) if np.isfinite(ref) else -math.inf
         metric_rate = OBJECTIVES[self.objective]
         weights = None
         if "weights" in self.adapt and hasattr(gen_template, "group_weights"):
@@ -339,7 +352,10 @@ class FairSynth(BaseEstimator):
             worst = str(rates.idxmin()) if len(rates) > 1 and rates.max() > rates.min() else ""
             objective = overall.get(self.objective, float("nan"))
             auroc = overall.get("auroc", float("nan"))
-            eligible = not np.isfinite(auroc) or auroc >= self.auroc_floor_
+            eligible = all(
+                not np.isfinite(overall.get(m, np.nan)) or overall[m] >= floor
+                for m, floor in self.floors_.items()
+            )
             rec = {"round": r, "lambda": float(lam), "n_synthetic": synth.n_patients}
             rec.update({f"n_synth[{g}]": int(amounts[str(g)]) for g in counts.index})
             rec.update({f"val_{m}": float(v) for m, v in overall.items()})
