@@ -133,7 +133,7 @@ def test_make_fairness_loss_validates_callables():
     out = gap(p, y, g)
     assert out.ndim == 0 and out.requires_grad
     with pytest.raises(ConfigError, match="scalar torch tensor"):
-        make_fairness_loss(lambda p, y, g: float(p.mean()))(p, y, g)
+        make_fairness_loss(lambda p, y, g: p.mean().item())(p, y, g)
     with pytest.raises(ConfigError, match="scalar torch tensor"):
         make_fairness_loss(lambda p, y, g: p)(p, y, g)
     with pytest.raises(ConfigError, match="weights"):
