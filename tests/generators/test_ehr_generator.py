@@ -175,6 +175,12 @@ def test_fairness_lambda_moves_the_disparity_toward_parity(task):
     assert _di(plain) == di_plain  # init is not modified
 
 
+def test_group_weights_of_absent_groups_are_ignored_with_a_warning(task, caplog):
+    kw = {**TINY, "n_epochs": 1, "fairness": "worst_group_tpr", "sensitive": ["grp"]}
+    gen = HALOGenerator(group_weights={"grp=A": 2.0, "grp=C": 1.0}, **kw).fit(task)
+    assert "grp=C" in caplog.text and gen.group_names_ == ["grp=A", "grp=B"]
+
+
 def test_warm_start_starts_from_the_init_weights(fitted, task):
     warm = HALOGenerator(**{**TINY, "n_epochs": 1, "lr": 1e-9}).fit(task, init=fitted)
     a, b = fitted.model_.state_dict(), warm.model_.state_dict()
@@ -217,8 +223,10 @@ def test_save_load_round_trip_on_cpu(fitted, tmp_path):
         ({"fairness": "disparate_impact"}, "sensitive"),
         ({"fairness": "disparate_impact", "sensitive": "grp"}, "sensitive"),
         ({"fairness": "disparate_impact", "sensitive": ["age"]}, "age"),
-        ({"fairness": "disparate_impact", "sensitive": ["grp"], "group_weights": {"grp=C": 2}},
-         "grp=C"),
+        ({"fairness": "disparate_impact", "sensitive": ["grp"], "group_weights": {"sex=F": 2}},
+         "sex=F"),
+        ({"fairness": "disparate_impact", "sensitive": ["grp"], "group_weights": {"grp=A": -1}},
+         "group_weights"),
     ],
 )  # fmt: skip
 def test_bad_hyperparameters_name_the_parameter(task, params, match):

@@ -74,7 +74,9 @@ class HALOGenerator(BaseEstimator):
         Demographic columns whose intersections are the fairness groups.
     group_weights : mapping group label -> float, optional
         Per-group weights of the fairness loss, e.g. ``{"sex=F & race=black": 2.0}`` (labels as
-        in :meth:`SequenceTask.groups`; unlisted groups weigh 1).
+        in :meth:`SequenceTask.groups`; unlisted groups weigh 1; a group absent from the
+        training task is ignored with a warning). The loss becomes
+        ``max_g w_g * shortfall_g`` with ``w`` scaled to a maximum of 1.
     device : str, default="cpu"
         ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
     random_state : int, Generator or None
@@ -359,17 +361,26 @@ class HALOGenerator(BaseEstimator):
                 "group_weights must be a mapping group label -> weight, got "
                 f"{type(self.group_weights).__name__}"
             )
-        unknown = [g for g in self.group_weights if g not in group_names]
-        if unknown:
+        sensitive = [str(c) for c in self.sensitive]
+        malformed = [
+            g for g in self.group_weights
+            if not isinstance(g, str) or [part.split("=", 1)[0] for part in g.split(" & ")]
+            != sensitive
+        ]  # fmt: skip
+        if malformed:
             raise ConfigError(
-                f"group_weights name group(s) {unknown} that are not in the task; groups of "
-                f"{list(self.sensitive)}: {group_names}"
+                f"group_weights keys must be group labels of {sensitive} such as "
+                f"{group_names[0]!r}, got {malformed[:3]}; groups in the task: {group_names}"
             )
+        absent = [g for g in self.group_weights if g not in group_names]
+        if absent:  # e.g. a rare group missing from a training split: nothing to weigh
+            logger.warning("group_weights for group(s) %s ignored: not in the task", absent)
         w = np.ones(max(2, len(group_names)))
         for g, v in self.group_weights.items():
-            if not isinstance(v, int | float) or not 0 <= v < np.inf:
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < np.inf:
                 raise ConfigError(f"group_weights[{g!r}] must be a finite number >= 0, got {v!r}")
-            w[group_names.index(g)] = float(v)
+            if g in group_names:
+                w[group_names.index(g)] = float(v)
         if not w.any():
             raise ConfigError("group_weights are all 0; give at least one positive weight")
         return torch.as_tensor(w, dtype=torch.float32)
