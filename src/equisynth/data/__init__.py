@@ -6,7 +6,7 @@ from equisynth.data.encoding import EncodedTable, TabularEncoder
 from equisynth.data.loaders import load_events, load_mimic3, load_source, load_synthea
 from equisynth.data.schema import ColumnSpec, TableSchema, infer_schema
 from equisynth.data.strata import StrataIndex, resolve_sampling_strategy
-from equisynth.data.tasks import SequenceTask
+from equisynth.data.tasks import SequenceTask, make_task, task_summary
 
 __all__ = [
     "Cohort",
@@ -23,5 +23,7 @@ __all__ = [
     "load_mimic3",
     "load_source",
     "load_synthea",
+    "make_task",
     "resolve_sampling_strategy",
+    "task_summary",
 ]

@@ -15,7 +15,8 @@ from typing import Literal
 
 import pandas as pd
 
-from equisynth.data.cohort import Cohort, Validate, _Checker
+from equisynth.data._cohort_checks import Checker
+from equisynth.data.cohort import Cohort, Validate
 from equisynth.data.loaders._tables import parse_dates
 from equisynth.exceptions import ConfigError, DataError
 from equisynth.io import read_table, table_format
@@ -51,7 +52,9 @@ def _table(obj: pd.DataFrame | str | Path, what: str, text_cols: Sequence[str]) 
     return df
 
 
-def _times(s: pd.Series, check: _Checker) -> pd.Series:
+def _times(s: pd.Series, check: Checker) -> pd.Series:
+    if pd.api.types.is_bool_dtype(s):
+        raise DataError(f"event times in {s.name!r} are booleans; expected dates or numbers")
     if pd.api.types.is_datetime64_any_dtype(s):
         return parse_dates(s)
     if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
@@ -143,15 +146,24 @@ def load_events(
     missing_dates = [c for c in date_cols if c not in st.columns]
     if missing_dates:
         raise DataError(f"the static table lacks date column(s) {missing_dates}")
-    for c in date_cols:
-        st[c] = parse_dates(st[c])
     if static_patient_col != "patient_id":
         if "patient_id" in st.columns:
             raise DataError(
                 f"the static table has both {static_patient_col!r} and 'patient_id'; rename one"
             )
         st = st.rename(columns={static_patient_col: "patient_id"})
-    check = _Checker(validate)
+    check = Checker(validate)
+    for c in date_cols:
+        parsed = parse_dates(st[c])
+        bad = parsed.isna() & st[c].notna()
+        check.problem(
+            f"static {c!r} values that are not dates",
+            int(bad.sum()),
+            st.loc[bad, c].iloc[0] if bad.any() else None,
+            "fix them",
+            "treat them as missing",
+        )
+        st[c] = parsed
     time = _times(ev[time_col], check)
     no_patient = ev[patient_col].isna() | (ev[patient_col].astype(str).str.strip() == "")
     check.problem(
