@@ -1,4 +1,8 @@
-"""resampling.fairsynth: the feedback loop (history, selection, output, determinism)."""
+"""resampling.fairsynth: the feedback loop (history, selection, output, determinism).
+
+The loop runs the real HALO generator with tiny settings; a recording test double checks which
+generators are (re)trained.
+"""
 
 from __future__ import annotations
 
@@ -46,9 +50,15 @@ def toy_task(n: int = 360, seed: int = 0) -> SequenceTask:
     )
 
 
+def tiny_halo():
+    from equisynth.generators.ehr import HALOGenerator
+
+    return HALOGenerator(n_layers=1, d_model=16, n_heads=2, n_code_layers=1, n_epochs=2)
+
+
 def loop(**kw) -> FairSynth:
     params = dict(
-        generator=EmpiricalEHRGenerator(),
+        generator=tiny_halo(),
         sensitive=["grp"],
         n_rounds=3,
         downstream=SequenceClassifier(d_model=8, n_epochs=4),

@@ -136,6 +136,12 @@ def fairsynth_command(
     generator_epochs: Annotated[
         int | None, typer.Option("--generator-epochs", min=1, help="Generator training epochs")
     ] = None,
+    generator_d_model: Annotated[
+        int | None, typer.Option("--generator-d-model", min=1, help="Generator width")
+    ] = None,
+    generator_layers: Annotated[
+        int | None, typer.Option("--generator-layers", min=1, help="Generator transformer layers")
+    ] = None,
     downstream_epochs: Annotated[
         int, typer.Option("--downstream-epochs", min=1, help="Downstream training epochs")
     ] = 20,
@@ -188,6 +194,11 @@ def fairsynth_command(
     generator_params = {"device": device}
     if generator_epochs is not None:
         generator_params["n_epochs"] = generator_epochs
+    if generator_d_model is not None:
+        heads = next(h for h in (4, 2, 1) if generator_d_model % h == 0)
+        generator_params.update(d_model=generator_d_model, n_heads=heads)
+    if generator_layers is not None:
+        generator_params["n_layers"] = generator_layers
     if max_visits is not None:
         generator_params["max_visits"] = max_visits
     downstream_params = {
