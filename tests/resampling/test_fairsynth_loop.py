@@ -197,3 +197,30 @@ def test_worst_group_tpr_objective(task):
 def test_bad_options(task, params, match):
     with pytest.raises(ConfigError, match=match):
         loop(**params).fit_augment(task)
+
+
+def test_a_level_seen_only_in_validation_is_never_a_condition():
+    """Conditions come from the generator's training part (HALO rejects unseen levels)."""
+    from equisynth.resampling.ehr_baselines import stratified_split
+
+    task = toy_task(300, seed=5)
+    demo = task.demographics.copy()
+    demo.loc[0, "sex"] = "U"  # one patient with a level of its own
+    task = SequenceTask(
+        patient_ids=task.patient_ids,
+        demographics=demo,
+        label=task.label,
+        visits=task.visits,
+        vocab=task.vocab,
+        task=task.task,
+    )
+    seed = next(
+        s
+        for s in range(50)
+        if 0 in stratified_split(task, ["grp"], 0.2, np.random.default_rng(s))[1]
+    )
+    fs = loop(n_rounds=1, random_state=seed)
+    out = fs.fit_augment(task)
+    assert "p0" in set(fs.validation_ids_)
+    assert "U" not in set(fs.synthetic_.demographics["sex"])
+    assert out.n_patients == task.n_patients + fs.synthetic_.n_patients

@@ -101,6 +101,14 @@ def validation_metrics(
     return overall.to_dict(), per_group
 
 
+def _present(amounts: dict[str, int], groups: set[str]) -> dict[str, int]:
+    """``amounts`` without the groups that have no patient to condition on."""
+    missing = [g for g, n in amounts.items() if n > 0 and g not in groups]
+    if missing:
+        logger.info("no patient of group(s) %s in the training part: none generated", missing)
+    return {g: (n if g in groups else 0) for g, n in amounts.items()}
+
+
 def _key(value: float) -> float:
     return -math.inf if value is None or not np.isfinite(value) else float(value)
 
@@ -286,6 +294,7 @@ class FairSynth(BaseEstimator):
         gen_template = self.generator if self.generator is not None else default_generator()
         down_template = self.downstream if self.downstream is not None else default_downstream()
         counts = groups_all.value_counts().sort_index()
+        real_groups = set(real.groups(sensitive))
         amounts = resolve_group_amounts(
             counts, self.synth_per_group, min_count=self.min_group_patients
         )
@@ -338,7 +347,10 @@ class FairSynth(BaseEstimator):
                     gen = configure(gen_template, **params)
                     gen.fit(real)
                 fitted_with = knobs
-            synth = generate_for_groups(gen, task, sensitive, amounts, sample_seed)
+            # conditions come from the generator's own training patients: a validation patient
+            # may carry a demographic level the generator never saw
+            effective = _present(amounts, real_groups)
+            synth = generate_for_groups(gen, real, sensitive, effective, sample_seed)
             model = configure(down_template, random_state=down_seed).fit(real.concat(synth))
             overall, per_group = validation_metrics(
                 model, val, sensitive, min_group_size=self.min_group_size
@@ -357,7 +369,7 @@ class FairSynth(BaseEstimator):
                 for m, floor in self.floors_.items()
             )
             rec = {"round": r, "lambda": float(lam), "n_synthetic": synth.n_patients}
-            rec.update({f"n_synth[{g}]": int(amounts[str(g)]) for g in counts.index})
+            rec.update({f"n_synth[{g}]": int(effective[str(g)]) for g in counts.index})
             rec.update({f"val_{m}": float(v) for m, v in overall.items()})
             rec.update(
                 val_objective=float(objective),
@@ -378,7 +390,7 @@ class FairSynth(BaseEstimator):
                 best_key, best = key, (r, synth, gen)
             logger.info(
                 "FairSynth round %d: lambda=%.4g, %d synthetic, val %s=%.4f, AUROC=%.4f, "
-                "worst group %s%s",
+                "worst group %s%s%s",
                 r,
                 lam,
                 synth.n_patients,
@@ -386,6 +398,7 @@ class FairSynth(BaseEstimator):
                 objective,
                 auroc,
                 worst or "n/a",
+                "" if eligible else " (below the floors)",
                 " (best so far)" if improved else "",
             )
             if r + 1 == self.n_rounds:
