@@ -91,6 +91,17 @@ def longitudinal_notes(protocol, result) -> str:
             f"fewer than {protocol.min_group_patients} real training patients get no added "
             "patients."
         )
+    tpr = result.results[(result.results["metric"] == "tpr") & (result.results["group"] != "all")]
+    scored = tpr.dropna(subset=["value"]).groupby(["seed", "arm"])["group"].nunique()
+    scored = scored.reindex(tpr.groupby(["seed", "arm"]).size().index, fill_value=0)
+    if len(scored) and (scored < 2).any():
+        lines.append(
+            f"Caution: in {int((scored < 2).sum())} of {len(scored)} (seed, arm) results the TPR "
+            "could be scored for fewer than two groups (the others have fewer than "
+            f"{protocol.min_group_size} positive test patients), so worst-group TPR is the TPR of "
+            "the one scored group there; disparate impact uses the groups with at least "
+            f"{protocol.min_group_size} test patients."
+        )
     if protocol.grid is not None:
         lines.append(
             f"Grid `{protocol.grid}` over {list(protocol.grid_values)}: the setting is written "
