@@ -249,3 +249,33 @@ def test_unrepairable_input_is_refused_in_both_modes(change, needle):
 def test_validate_option_is_checked():
     with pytest.raises(ConfigError, match="'raise' or 'repair'"):
         Cohort(*_tables(), validate="fix")
+
+
+MALFORMED = {
+    "empty": lambda df: df.iloc[:0],
+    "lists": lambda df: df.assign(**{df.columns[-1]: [[1]] * len(df)}),
+    "bools": lambda df: df.assign(**{df.columns[-1]: True}),
+    "mixed": lambda df: df.assign(**{df.columns[-1]: [pd.Timestamp("2020-01-01"), 3] * (len(df) // 2) + [1] * (len(df) % 2)}),
+    "all_nan": lambda df: df.assign(**{df.columns[-1]: np.nan}),
+    "inf": lambda df: df.assign(**{df.columns[-1]: np.inf}),
+    "category": lambda df: df.astype("category"),
+    "bytes": lambda df: df.assign(**{df.columns[-1]: b"x"}),
+    "duplicate_column": lambda df: pd.concat([df, df.iloc[:, -1:]], axis=1),
+    "time_zone": lambda df: df.assign(**{df.columns[-1]: pd.Timestamp("2020-01-01", tz="Europe/Paris")}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("table", [0, 1, 2])
+@pytest.mark.parametrize("kind", list(MALFORMED))
+def test_malformed_tables_give_equisynth_errors_not_pandas_tracebacks(table, kind):
+    from equisynth.exceptions import EquisynthError
+
+    for mode in ("raise", "repair"):
+        tables = list(_tables())
+        tables[table] = MALFORMED[kind](tables[table])
+        try:
+            c = Cohort(*tables, validate=mode)
+            c.summary()
+            assert len(c.patients) == c.n_patients
+        except EquisynthError as err:
+            assert "\n" not in str(err)

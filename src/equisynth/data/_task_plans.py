@@ -153,7 +153,7 @@ def plan_custom(cohort: Cohort, V: pd.DataFrame, task, label_time: str | None) -
                 f"a task callable must return a Series (or DataFrame) indexed by patient_id, got "
                 f"{type(out).__name__}"
             )
-        out.index = out.index.astype(str)
+        out = out.set_axis(out.index.astype(str))
         label = out.reindex(pids)
     else:
         label = static[task]

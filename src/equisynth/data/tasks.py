@@ -348,6 +348,9 @@ def make_task(
         raise ConfigError(f"min_code_count must be an integer >= 1, got {min_code_count!r}")
     if max_visits is not None and (not isinstance(max_visits, int | np.integer) or max_visits < 1):
         raise ConfigError(f"max_visits must be None or an integer >= 1, got {max_visits!r}")
+    for opt, value in (("horizon_days", horizon_days), ("readmission_days", readmission_days)):
+        if not np.isfinite(value) or value < 0:
+            raise ConfigError(f"{opt} must be a finite number >= 0, got {value!r}")
     V = visit_frame(cohort)
     if callable(task):
         name = getattr(task, "__name__", "custom")
@@ -392,7 +395,8 @@ def make_task(
         visits[int(p)].append(np.unique(g.to_numpy(dtype=np.int64)))
     static = cohort.static.set_index("patient_id").loc[kept]
     demo = pd.DataFrame(
-        {c: static[c].astype(object).where(static[c].notna(), "unknown") for c in demographics}
+        {c: static[c].astype(object).where(static[c].notna(), "unknown") for c in demographics},
+        index=static.index,
     )
     demo = demo.astype(str).reset_index(drop=True)
     for c in demographics:

@@ -27,7 +27,7 @@ Examples
 >>> p = torch.tensor([0.8, 0.6, 0.2, 0.4], requires_grad=True)
 >>> groups = torch.tensor([0, 0, 1, 1])
 >>> loss = disparate_impact_loss(p, groups)      # rates 0.7 and 0.3: 1 - 0.3 / 0.7
->>> round(float(loss), 4)
+>>> round(float(loss.detach()), 4)
 0.5714
 >>> loss.backward(); bool(p.grad.abs().sum() > 0)
 True
