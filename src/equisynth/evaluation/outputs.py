@@ -16,7 +16,7 @@ import pandas as pd
 
 from equisynth.evaluation.arm_quality import QualityOptions
 from equisynth.evaluation.protocols import ProtocolBase
-from equisynth.evaluation.protocols._base import GENERATOR_ARMS
+from equisynth.evaluation.protocols._base import GENERATOR_ARMS, RESAMPLING_ARMS
 from equisynth.evaluation.runner import ExperimentResult
 from equisynth.exceptions import OutputExistsError
 
@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["experiment_quality", "write_experiment"]
 
 _CONFIG_KEYS = (
+    "sampling_strategy",
     "target",
     "positive",
     "sensitive",
@@ -78,6 +79,10 @@ def _notes(protocol: ProtocolBase | None, result: ExperimentResult) -> str:
             f"{' x '.join(protocol.sensitive)}, a group rate needs at least "
             f"{protocol.min_group_size} rows in its denominator."
         )
+        if any(a in RESAMPLING_ARMS for a in result.arms):
+            lines.append(
+                f"Resampling strategy `{protocol.sampling_strategy}` for every resampling arm."
+            )
         if any(a in GENERATOR_ARMS for a in result.arms):
             if protocol.generator != "diffusion":
                 how = "empirical test-double generator (copies real rows; not a method)"
