@@ -165,9 +165,14 @@ def test_sample_event_table_is_long_and_conditioned(model_dir, tmp_path):
     assert again.read_bytes() == out.read_bytes()
 
 
-def test_overwrite_replaces_only_earlier_outputs(cohort_dir, model_dir, tmp_path):
-    out = tmp_path / "m"
+def test_fit_is_reproducible_and_overwrite_replaces_only_earlier_outputs(
+    cohort_dir, model_dir, tmp_path
+):
+    out, twin = tmp_path / "m", tmp_path / "twin"
     assert invoke(*fit_args(cohort_dir, out)).exit_code == 0
+    assert invoke(*fit_args(cohort_dir, twin)).exit_code == 0
+    for name in ("config.json", "model.safetensors"):  # same seed: byte-identical model files
+        assert (out / name).read_bytes() == (twin / name).read_bytes(), name
     first = (out / "model.safetensors").read_bytes()
     result = invoke(*fit_args(cohort_dir, out, "--seed", "1", "--overwrite"))
     assert result.exit_code == 0, result.output
