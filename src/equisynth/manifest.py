@@ -39,7 +39,6 @@ import os
 import platform
 import secrets
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ from typing import Any
 
 from equisynth import __version__
 from equisynth.exceptions import InputFileError
+from equisynth.io import temp_file
 
 __all__ = [
     "DEPENDENCIES",
@@ -246,7 +246,7 @@ class RunRecord:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = temp_file(path.parent, f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)

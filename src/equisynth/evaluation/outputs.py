@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +18,7 @@ from equisynth.evaluation.protocols import ProtocolBase
 from equisynth.evaluation.protocols._base import GENERATOR_ARMS, RESAMPLING_ARMS
 from equisynth.evaluation.runner import ExperimentResult
 from equisynth.exceptions import OutputExistsError
+from equisynth.io import temp_dir
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ def write_experiment(
                 "choose another --out"
             )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    tmp = temp_dir(out_dir.parent, f".{out_dir.name}.tmp-", "")
     try:
         written = _write_all(
             result, tmp, plots=plots, quality=quality, title=title, protocol=protocol
