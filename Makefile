@@ -8,11 +8,12 @@ STAMP := $(VENV)/.equisynth-installed
 
 .PHONY: demo test lint format bench clean chromium
 
+# The ray extra is installed so that the test suite runs the Ray backend on a local instance.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e '.[dev,plots]'
+	$(BIN)/python -m pip install -q -e '.[dev,plots,ray]'
 	touch $(STAMP)
 
 demo: $(STAMP)

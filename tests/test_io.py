@@ -118,3 +118,19 @@ def test_input_never_modified(tmp_path):
     before = Path(path).read_bytes()
     read_table(path)
     assert path.read_bytes() == before
+
+
+def test_outputs_get_the_usual_permissions_not_the_temp_files_0600(tmp_path):
+    """Atomic writes go through temp files (mode 0600 / 0700 by default); the published
+    outputs must get the permissions any other file of the user gets (0666 / 0777 & ~umask)."""
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        f = write_table(pd.DataFrame({"a": [1]}), tmp_path / "t.csv")
+        with atomic_output_dir(tmp_path / "d") as tmp:
+            (tmp / "x.txt").write_text("x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(f.stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755

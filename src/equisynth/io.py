@@ -26,8 +26,35 @@ __all__ = [
     "check_output_path",
     "read_table",
     "table_format",
+    "temp_dir",
+    "temp_file",
     "write_table",
 ]
+
+
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+def temp_file(directory: str | Path, prefix: str, suffix: str = ".tmp") -> tuple[int, str]:
+    """:func:`tempfile.mkstemp` whose file gets the usual permissions (``0o666 & ~umask``).
+
+    mkstemp creates files readable by their owner only; an output renamed from it would keep
+    that mode, unlike a file the user writes any other way.
+    """
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
+    os.fchmod(fd, 0o666 & ~_umask())
+    return fd, name
+
+
+def temp_dir(directory: str | Path, prefix: str, suffix: str = ".tmp") -> Path:
+    """:func:`tempfile.mkdtemp` whose directory gets the usual permissions (``0o777 & ~umask``)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=directory))
+    path.chmod(0o777 & ~_umask())
+    return path
+
 
 #: File name endings accepted by :func:`read_table` / :func:`write_table`.
 SUPPORTED_EXTENSIONS = (".csv", ".csv.gz", ".tsv", ".parquet")
@@ -203,7 +230,7 @@ def write_table(df: pd.DataFrame, path: str | Path, *, overwrite: bool = False) 
     fmt = table_format(path)
     _check_output_target(path, overwrite)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp_name = temp_file(path.parent, f".{path.name}.")
     except OSError as exc:
         raise _write_failed(path, exc) from None
     tmp = Path(tmp_name)
@@ -256,7 +283,7 @@ def atomic_output_dir(
     _check_output_target(path, overwrite)
     _check_replaceable(path, marker)
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        tmp = temp_dir(path.parent, f".{path.name}.")
     except OSError as exc:
         raise _write_failed(path, exc) from None
     try:

@@ -39,16 +39,17 @@ import os
 import platform
 import secrets
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from equisynth import __version__
 from equisynth.exceptions import InputFileError
+from equisynth.io import temp_file
 
 __all__ = [
     "DEPENDENCIES",
@@ -246,7 +247,7 @@ class RunRecord:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = temp_file(path.parent, f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -273,7 +274,13 @@ def start_run(command: str, params: Mapping[str, Any], *, resolve_seed: bool = T
         so that the run can be repeated from its manifest. The command must then use
         :attr:`RunRecord.seed`.
     """
-    config = {str(k): _jsonable(v) for k, v in params.items() if not str(k).startswith("_")}
+    # functions, classes and modules in ``params`` are names a command imported before calling
+    # start_run (e.g. ``from ... import init_distributed``), not options
+    config = {
+        str(k): _jsonable(v)
+        for k, v in params.items()
+        if not str(k).startswith("_") and not callable(v) and not isinstance(v, ModuleType)
+    }
     seed = params.get("seed")
     if seed is not None:
         source = "given"

@@ -50,6 +50,17 @@ def test_bad_arms_value_exits_2_with_one_line(app, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_bad_strategy_exits_2_with_one_line(app, tmp_path):
+    if not PATIENT_TREATMENT.is_file():
+        pytest.skip("shared data folder absent")
+    args = ["--data", str(PATIENT_TREATMENT), "--out", str(tmp_path / "o"), "--strategy", "half"]
+    result = CliRunner().invoke(app, ["experiment", "mcrage", *args])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "'half'" in lines[0]
+    assert not (tmp_path / "o").exists()
+
+
 def test_missing_data_file_exits_2(app, tmp_path):
     result = CliRunner().invoke(
         app,

@@ -255,3 +255,33 @@ def test_search_budget_limits_the_settings_tried():
     assert len(full) == 4 and len({tuple(sorted(d.items())) for d in full}) == 4
     drawn = grid({"guidance_scale": [1.0, 1.5, 2.0, 3.0], "lr": [1e-3, 2e-3]}, 3)
     assert len(drawn) == 3 and all(d["guidance_scale"] in (1.0, 1.5, 2.0, 3.0) for d in drawn)
+
+
+def test_equalize_groups_strategy_reaches_every_resampling_arm(patient_treatment):
+    """With sampling_strategy="equalize-groups" each arm's women reach the men's count and keep
+    their own outcome prevalence (fill-to-max would move both sexes to 50% inpatients)."""
+    protocol = _mcrage(
+        patient_treatment,
+        arms=["imbalanced", "random_oversample", "smote", "mcrage"],
+        generator="empirical",
+        sampling_strategy="equalize-groups",
+    )
+    protocol.validate()
+    split = protocol.split(0)
+    base = split.base
+    prev_f = (base.loc[base["SEX"] == "F", "SOURCE"] == "in").mean()
+    rng = np.random.default_rng(0)
+    for arm in ("random_oversample", "smote", "mcrage"):
+        train = protocol.training_set(arm, split, rng)
+        sizes = train["SEX"].value_counts()
+        assert sizes["F"] == sizes["M"] == (base["SEX"] == "M").sum(), arm
+        women = train[train["SEX"] == "F"]
+        assert abs((women["SOURCE"] == "in").mean() - prev_f) < 0.01, arm
+        men = train[train["SEX"] == "M"]
+        assert not men["is_synthetic"].any(), arm  # the larger group gets no new rows
+
+
+def test_sampling_strategy_is_validated(patient_treatment):
+    for bad in ("balanced", 0.0, 1.5, True):
+        with pytest.raises(ConfigError, match="sampling_strategy"):
+            _mcrage(patient_treatment, sampling_strategy=bad).validate()

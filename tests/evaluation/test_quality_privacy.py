@@ -69,3 +69,21 @@ def test_privacy_errors_name_the_column(splits):
         privacy_report(train, fresh.drop(columns="AGE"), holdout)
     with pytest.raises(DataError, match="held-out"):
         privacy_report(train, fresh, holdout.drop(columns="SEX"))
+
+
+def test_mia_matched_by_stratum_ignores_a_different_group_mix(splits):
+    """Training rows mostly male, held-out rows mostly female, fresh synthetic rows female (a
+    rebalancing experiment): an unmatched attack scores the group mix (AUC far from 0.5); the
+    attack matched by SEX sees no membership signal in fresh samples."""
+    train, fresh, holdout = splits
+    men, women = train[train["SEX"] == "M"], train[train["SEX"] == "F"]
+    train_mix = pd.concat([men, women.iloc[: len(women) // 10]])
+    holdout_mix = pd.concat([holdout[holdout["SEX"] == "F"], holdout[holdout["SEX"] == "M"][:50]])
+    synth = fresh[fresh["SEX"] == "F"]
+    plain = privacy_report(train_mix, synth, holdout_mix, random_state=0)
+    matched = privacy_report(train_mix, synth, holdout_mix, strata=["SEX"], random_state=0)
+    plain, matched = (r.set_index("metric")["value"] for r in (plain, matched))
+    assert plain["mia_auc"] < 0.4
+    assert abs(matched["mia_auc"] - 0.5) < 0.1
+    n_women = len(women) // 10
+    assert matched["mia_pairs"] == min(n_women, (holdout["SEX"] == "F").sum()) + 50

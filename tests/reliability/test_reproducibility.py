@@ -92,6 +92,9 @@ def test_fit_and_sample_same_seed_same_bytes(tmp_path, table):
         models.append(model)
     for name in ("config.json", "model.safetensors", "arrays.safetensors"):
         assert _sha(models[0] / name) == _sha(models[1] / name), name
+    config = read_manifest(models[0])["config"]
+    assert config["n_iter"] == 5
+    assert not any("<function" in str(v) for v in config.values())  # only options recorded
     outs = []
     for i, model in enumerate(models):
         out = tmp_path / f"s{i}.parquet"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from equisynth.cli import demo, evaluate, experiment, fit, quality, rebalance, sample
+from equisynth.cli import demo, ehr, evaluate, experiment, fit, quality, rebalance, sample
 
 app = typer.Typer(
     name="equisynth",
@@ -13,7 +13,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for _module in (rebalance, fit, sample, experiment, evaluate, quality, demo):
+for _module in (rebalance, fit, sample, ehr, experiment, evaluate, quality, demo):
     _module.register(app)
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from equisynth.cli._common import parse_strategy
 from equisynth.cli.experiment import (
     DEFAULT_N_ITER,
     check_out,
@@ -64,6 +65,15 @@ def evaluate_command(
     generator: Annotated[
         str, typer.Option("--generator", help="diffusion, or empirical (a fast test double)")
     ] = "diffusion",
+    strategy: Annotated[
+        str,
+        typer.Option(
+            "--strategy",
+            help="Resampling strategy of every resampling arm: auto (fill every stratum to the "
+            "largest), equalize-groups (groups to the largest, each keeps its outcome "
+            "prevalence) or a ratio in (0, 1]",
+        ),
+    ] = "auto",
     min_group_size: Annotated[
         int, typer.Option("--min-group-size", min=1, help="Fewest rows behind a group rate")
     ] = 10,
@@ -104,6 +114,7 @@ def evaluate_command(
         group_col=group_col,
         exclude_columns=tuple(drop or ()),
         min_group_size=min_group_size,
+        sampling_strategy=parse_strategy(strategy),
     )
     result = run_experiment(protocol, seeds=seeds, n_jobs=jobs, verbose=verbose)
     finish(

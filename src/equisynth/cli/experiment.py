@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from equisynth.cli._common import handle_errors
+from equisynth.cli._common import handle_errors, parse_strategy
 from equisynth.exceptions import ConfigError
 from equisynth.manifest import start_run
 
@@ -178,6 +178,15 @@ def mcrage_command(
         str, typer.Option("--generator", help="diffusion, or empirical (a fast test double)")
     ] = "diffusion",
     keep_fraction: Annotated[float, typer.Option(help="Share of female training rows kept")] = 0.1,
+    strategy: Annotated[
+        str,
+        typer.Option(
+            "--strategy",
+            help="Resampling strategy of every resampling arm: auto (fill every stratum to the "
+            "largest), equalize-groups (groups to the largest, each keeps its outcome "
+            "prevalence) or a ratio in (0, 1]",
+        ),
+    ] = "auto",
     min_group_size: Annotated[
         int, typer.Option("--min-group-size", min=1, help="Fewest rows behind a group rate")
     ] = 10,
@@ -223,6 +232,7 @@ def mcrage_command(
         search_budget=search_budget or (len(search) if search else 1),
         keep_fraction=keep_fraction,
         min_group_size=min_group_size,
+        sampling_strategy=parse_strategy(strategy),
     )
     result = run_experiment(protocol, seeds=seeds, n_jobs=jobs, verbose=verbose, backend=backend)
     finish(

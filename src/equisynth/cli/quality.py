@@ -94,7 +94,9 @@ def quality_command(
     }
     if holdout is not None:
         hold_df = read_table(holdout).drop(columns=["is_synthetic"], errors="ignore")
-        frames["privacy"] = privacy_report(real_df, synth_df, hold_df, random_state=seed)
+        frames["privacy"] = privacy_report(
+            real_df, synth_df, hold_df, strata=list(strata or []) or None, random_state=seed
+        )
     paths = write_quality_outputs(frames, out, overwrite=overwrite)
     run.write(out, inputs=[real, synthetic, holdout])
     overall = frames["fidelity"].query("stratum == 'all' and column == ''").set_index("metric")

@@ -109,7 +109,7 @@ def arm_quality(
             associations=options.associations,
             random_state=rng,
         )
-        priv = privacy_report(real_train, synth, ref, random_state=rng)
+        priv = privacy_report(real_train, synth, ref, strata=list(strata), random_state=rng)
         for section, frame in (("fidelity", fid), ("privacy", priv)):
             frames.append(frame.assign(arm=arm, section=section))
         logger.info("quality of arm %s: %d synthetic rows scored", arm, len(synth))

@@ -9,22 +9,23 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from equisynth.evaluation.arm_quality import QualityOptions
 from equisynth.evaluation.protocols import ProtocolBase
-from equisynth.evaluation.protocols._base import GENERATOR_ARMS
+from equisynth.evaluation.protocols._base import GENERATOR_ARMS, RESAMPLING_ARMS
 from equisynth.evaluation.runner import ExperimentResult
 from equisynth.exceptions import OutputExistsError
+from equisynth.io import temp_dir
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["experiment_quality", "write_experiment"]
 
 _CONFIG_KEYS = (
+    "sampling_strategy",
     "target",
     "positive",
     "sensitive",
@@ -91,6 +92,10 @@ def _notes(protocol: ProtocolBase | None, result: ExperimentResult) -> str:
             f"{' x '.join(protocol.sensitive)}, a group rate needs at least "
             f"{protocol.min_group_size} rows in its denominator."
         )
+        if any(a in RESAMPLING_ARMS for a in result.arms):
+            lines.append(
+                f"Resampling strategy `{protocol.sampling_strategy}` for every resampling arm."
+            )
         if any(a in GENERATOR_ARMS for a in result.arms):
             if protocol.generator != "diffusion":
                 how = "empirical test-double generator (copies real rows; not a method)"
@@ -177,7 +182,7 @@ def write_experiment(
                 "choose another --out"
             )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    tmp = temp_dir(out_dir.parent, f".{out_dir.name}.tmp-", "")
     try:
         written = _write_all(
             result, tmp, plots=plots, quality=quality, title=title, protocol=protocol

@@ -141,7 +141,8 @@ def plot_group_tpr(summary: pd.DataFrame, path: str | Path, *, metric: str = "tp
     ax.set_xticks(x + width * (len(arms) - 1) / 2, groups, rotation=20, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel(f"{metric} (mean, 95% CI)")
-    ax.legend(fontsize=7, ncols=min(3, len(arms)), loc="lower right")
+    # outside the axes: inside, the legend hid the bars of the last groups
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_title(f"{metric.upper()} per group and arm (n/a: group too small to score)")
     fig.tight_layout()
     return _save(fig, path)

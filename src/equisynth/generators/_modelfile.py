@@ -19,6 +19,7 @@ import numpy as np
 
 from equisynth import __version__
 from equisynth.exceptions import ModelFileError, OutputExistsError
+from equisynth.io import temp_dir
 
 __all__ = ["read_model_dir", "write_model_dir"]
 
@@ -82,7 +83,7 @@ def write_model_dir(
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise OutputExistsError(f"cannot save the model: directory {parent} does not exist")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent))
+    tmp = temp_dir(parent, f".{path.name}.")
     try:
         save_torch(tensors, str(tmp / WEIGHTS_FILE))
         files = {WEIGHTS_FILE: _sha256(tmp / WEIGHTS_FILE)}

@@ -99,6 +99,7 @@ class ProtocolBase:
     search_budget: int = 4
     exclude_columns: Sequence[str] = ()
     min_group_size: int = 10
+    sampling_strategy: str | float = "auto"
 
     allowed_arms: ClassVar[tuple[str, ...]] = ()
     name: ClassVar[str] = "protocol"
@@ -155,6 +156,21 @@ class ProtocolBase:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        strategy = self.sampling_strategy
+        if isinstance(strategy, str):
+            if strategy not in ("auto", "fill-to-max", "equalize-groups"):
+                raise ConfigError(
+                    "sampling_strategy must be 'auto', 'fill-to-max', 'equalize-groups' or a ratio "
+                    f"in (0, 1], got {strategy!r}"
+                )
+        elif (
+            isinstance(strategy, bool)
+            or not isinstance(strategy, (int, float))
+            or not (0.0 < float(strategy) <= 1.0)
+        ):
+            raise ConfigError(
+                f"sampling_strategy must be a string strategy or a ratio in (0, 1], got {strategy!r}"
+            )
         self.arms = check_arms(self.arms, self.allowed_arms)
 
     @property

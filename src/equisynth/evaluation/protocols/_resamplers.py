@@ -32,6 +32,7 @@ def make_generator(protocol: ProtocolBase, random_state: int, real_rows=None):
             eval_every=protocol.eval_every,
             val_size=protocol.val_size,
             real_rows=real_rows,
+            sampling_strategy=protocol.sampling_strategy,
             random_state=random_state,
         )
     from equisynth.generators.tabular import TabularDiffusionGenerator
@@ -53,6 +54,7 @@ def make_arm_resampler(arm: str, protocol: ProtocolBase, *, random_state: int, b
         return StrataOversampler(
             sensitive_features=sensitive,
             method="random" if arm == "random_oversample" else "smote",
+            sampling_strategy=protocol.sampling_strategy,
             random_state=seed_from_rng(rng),
         )
     if arm in ("mcrage", "smote_mcrage"):
@@ -62,6 +64,7 @@ def make_arm_resampler(arm: str, protocol: ProtocolBase, *, random_state: int, b
         return MCRAGE(
             sensitive_features=sensitive,
             generator=generator,
+            sampling_strategy=protocol.sampling_strategy,
             smote_first=arm == "smote_mcrage",
             random_state=seed_from_rng(rng),
         )

@@ -29,7 +29,7 @@ from equisynth.exceptions import ConfigError, NotFittedError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CheckpointSelectedGenerator", "fill_to_max_conditions"]
+__all__ = ["CheckpointSelectedGenerator", "fill_to_max_conditions", "strategy_conditions"]
 
 
 def _real_row_mask(df: pd.DataFrame, real_rows: pd.DataFrame) -> np.ndarray:
@@ -87,6 +87,40 @@ def fill_to_max_conditions(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataF
     return out
 
 
+def strategy_conditions(df: pd.DataFrame, columns: Sequence[str], strategy) -> pd.DataFrame:
+    """Condition rows that a resampler with ``sampling_strategy=strategy`` would generate.
+
+    ``columns`` are ``(target, *sensitive)``; ``"auto"`` / ``"fill-to-max"`` is
+    :func:`fill_to_max_conditions`, other strategies go through
+    :func:`equisynth.data.strata.resolve_sampling_strategy`, as in the samplers.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> df = pd.DataFrame({"y": [0, 0, 1, 0, 0, 1, 1, 0], "s": list("aaaaaabb")})
+    >>> with warnings.catch_warnings():  # strata of fewer than 10 rows
+    ...     warnings.simplefilter("ignore")
+    ...     strategy_conditions(df, ["y", "s"], "equalize-groups").value_counts().to_dict()
+    {(0, 'b'): 2, (1, 'b'): 2}
+    """
+    if isinstance(strategy, str) and strategy in ("auto", "fill-to-max"):
+        return fill_to_max_conditions(df, columns)
+    from equisynth.data.strata import StrataIndex, resolve_sampling_strategy
+
+    columns = list(columns)
+    strata = StrataIndex(columns).fit(df)
+    per_id = resolve_sampling_strategy(
+        strategy, strata.counts(df), strata, target=columns[0], sensitive=columns[1:]
+    )
+    ids = np.repeat(
+        np.array(list(per_id), dtype=np.int64), [max(0, int(n)) for n in per_id.values()]
+    )
+    out = strata.decode(ids).reset_index(drop=True)
+    for col in columns:
+        out[col] = out[col].astype(df[col].dtype)
+    return out
+
+
 class CheckpointSelectedGenerator(BaseEstimator):
     """A :class:`~equisynth.generators.tabular.TabularDiffusionGenerator` whose checkpoint
     (and optionally hyperparameters) is chosen by downstream F1 on a validation split.
@@ -118,6 +152,9 @@ class CheckpointSelectedGenerator(BaseEstimator):
         The real training rows. When the table given to ``fit`` also holds synthetic
         rows (SMOTE first, then the generator), the validation rows are drawn from the
         real ones only, so no synthetic row is ever scored.
+    sampling_strategy : str or float, default="auto"
+        The strategy of the sampler that will use this generator: the synthetic rows scored
+        at each checkpoint are the ones that strategy adds to the fitting part.
     random_state : int or None
 
     Attributes
@@ -144,6 +181,7 @@ class CheckpointSelectedGenerator(BaseEstimator):
         eval_every: int = 250,
         val_size: float = 0.25,
         real_rows: pd.DataFrame | None = None,
+        sampling_strategy="auto",
         random_state=None,
     ):
         self.target = target
@@ -156,6 +194,7 @@ class CheckpointSelectedGenerator(BaseEstimator):
         self.search_budget = search_budget
         self.eval_every = eval_every
         self.val_size = val_size
+        self.sampling_strategy = sampling_strategy
         self.real_rows = real_rows
         self.random_state = random_state
 
@@ -244,7 +283,8 @@ class CheckpointSelectedGenerator(BaseEstimator):
                 "selected checkpoint rests on few rows of those strata",
                 small,
             )
-        conditions = fill_to_max_conditions(fit_part, condition_on)
+        # the synthetic rows scored at each checkpoint are those the arm's strategy would add
+        conditions = strategy_conditions(fit_part, condition_on, self.sampling_strategy)
         sample_seed = seed_from_rng(rng)
         model_seed = int(rng.integers(2**31 - 1))
         base = dict(self.generator_params or {})

@@ -8,6 +8,8 @@ fresh real patient is, if the generator generalises.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
@@ -15,6 +17,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from equisynth._utils import as_numpy_rng
 from equisynth.evaluation.quality._features import FeatureSpace, check_same_columns
+from equisynth.evaluation.quality.fidelity import stratum_labels
 from equisynth.exceptions import ConfigError, DataError
 
 __all__ = ["drop_close_copies", "privacy_metrics_arrays", "privacy_report"]
@@ -35,8 +38,41 @@ def _nn_distances(ref: np.ndarray, query: np.ndarray, k: int = 2) -> np.ndarray:
     return np.sort(out, axis=1)
 
 
+def _matched_members(train_strata, holdout_strata, n_train, n_holdout, rng):
+    """Equal numbers of members and non-members, matched stratum by stratum.
+
+    Without strata, ``min(n_train, n_holdout)`` of each at random. With strata, each stratum
+    contributes ``min`` of its member and non-member counts of each, so that the attack cannot
+    score a difference of composition (e.g. a held-out set richer in the synthetic group) as a
+    membership signal.
+    """
+    if train_strata is None or holdout_strata is None:
+        n = min(n_train, n_holdout)
+        return rng.permutation(n_train)[:n], rng.permutation(n_holdout)[:n]
+    train_strata, holdout_strata = np.asarray(train_strata), np.asarray(holdout_strata)
+    if len(train_strata) != n_train or len(holdout_strata) != n_holdout:
+        raise DataError(
+            f"strata labels must have one value per row: got {len(train_strata)} for {n_train} "
+            f"training rows and {len(holdout_strata)} for {n_holdout} held-out rows"
+        )
+    members, non_members = [], []
+    for label in np.unique(np.concatenate([train_strata, holdout_strata])):
+        a = np.flatnonzero(train_strata == label)
+        b = np.flatnonzero(holdout_strata == label)
+        k = min(len(a), len(b))
+        members.append(rng.permutation(a)[:k])
+        non_members.append(rng.permutation(b)[:k])
+    return np.concatenate(members), np.concatenate(non_members)
+
+
 def privacy_metrics_arrays(
-    train: np.ndarray, synth: np.ndarray, holdout: np.ndarray, *, random_state=None
+    train: np.ndarray,
+    synth: np.ndarray,
+    holdout: np.ndarray,
+    *,
+    train_strata=None,
+    holdout_strata=None,
+    random_state=None,
 ) -> dict[str, float]:
     """Privacy metrics on already-encoded arrays (rows = records, same feature space).
 
@@ -46,7 +82,10 @@ def privacy_metrics_arrays(
     ``nndr_synth_median`` / ``nndr_holdout_median`` (nearest / second-nearest distance ratio),
     ``exact_copy_rate`` / ``exact_copy_rate_holdout`` and ``mia_auc`` (a distance-based
     membership-inference attack: training members vs held-out non-members, scored by the
-    negative distance to the closest synthetic row; 0.5 = no leak).
+    negative distance to the closest synthetic row; 0.5 = no leak). With ``train_strata`` and
+    ``holdout_strata`` (one label per row), members and non-members are matched stratum by
+    stratum (``mia_pairs`` says how many of each were used), so that a held-out set whose group
+    mix differs from the training set's does not pass for a leak.
     """
     if len(train) < 2 or len(synth) < 1 or len(holdout) < 2:
         raise DataError(
@@ -72,10 +111,13 @@ def privacy_metrics_arrays(
     if d_s.shape[1] > 1:
         out["nndr_synth_median"] = float(np.median(_ratio(d_s)))
         out["nndr_holdout_median"] = float(np.median(_ratio(d_h)))
-    n = min(len(train), len(holdout))
-    members = train[rng.permutation(len(train))[:n]]
-    non_members = holdout[rng.permutation(len(holdout))[:n]]
-    score = -_nn_distances(synth, np.vstack([members, non_members]), k=1)[:, 0]
+    m_idx, h_idx = _matched_members(train_strata, holdout_strata, len(train), len(holdout), rng)
+    n = len(m_idx)
+    out["mia_pairs"] = float(n)
+    if n == 0:
+        out["mia_auc"] = float("nan")
+        return out
+    score = -_nn_distances(synth, np.vstack([train[m_idx], holdout[h_idx]]), k=1)[:, 0]
     out["mia_auc"] = float(roc_auc_score(np.r_[np.ones(n), np.zeros(n)], score))
     return out
 
@@ -89,6 +131,7 @@ def privacy_report(
     synth: pd.DataFrame,
     real_holdout: pd.DataFrame,
     *,
+    strata: Sequence[str] | None = None,
     max_rows: int = 20000,
     random_state=None,
 ) -> pd.DataFrame:
@@ -102,6 +145,10 @@ def privacy_report(
         Synthetic rows (same columns).
     real_holdout : DataFrame
         Real rows the generator never saw (the reference for normal closeness).
+    strata : sequence of str, optional
+        Columns whose combinations the membership-inference attack matches between members
+        and non-members (pass the strata when the held-out rows' group mix differs from the
+        training rows', as in a rebalancing experiment).
     max_rows : int
         Each table is subsampled to at most this many rows (nearest-neighbour cost).
     random_state : None, int or numpy Generator
@@ -121,11 +168,22 @@ def privacy_report(
     rng = as_numpy_rng(random_state)
     space = FeatureSpace().fit(real_train)
 
-    def enc(df):
-        return space.transform(df.iloc[rng.permutation(len(df))[:max_rows]])
+    def pick(df):
+        return df.iloc[rng.permutation(len(df))[:max_rows]]
 
+    train_s, synth_s, hold_s = pick(real_train), pick(synth), pick(real_holdout)
+    labels = {}
+    if strata:
+        labels = {
+            "train_strata": stratum_labels(train_s, strata).to_numpy(),
+            "holdout_strata": stratum_labels(hold_s, strata).to_numpy(),
+        }
     metrics = privacy_metrics_arrays(
-        enc(real_train), enc(synth), enc(real_holdout), random_state=rng
+        space.transform(train_s),
+        space.transform(synth_s),
+        space.transform(hold_s),
+        random_state=rng,
+        **labels,
     )
     return pd.DataFrame(
         [(m, "all", "", v) for m, v in metrics.items()],

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
 from equisynth.exceptions import DataError, OutputExistsError
+from equisynth.io import temp_dir
 
 __all__ = ["quality_markdown", "write_quality_outputs"]
 
@@ -140,7 +140,7 @@ def write_quality_outputs(
             f"output {str(out)!r} exists and is not an earlier quality report; choose another --out"
         )
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = temp_dir(out.parent, f".{out.name}.", "")
     try:
         table.to_csv(tmp / "quality.csv", index=False)
         (tmp / "quality.md").write_text(quality_markdown(table), encoding="utf-8")
