@@ -49,7 +49,7 @@ def test_success_writes_results_summary_report_and_manifest(app, tmp_path):
     if not SYNTHEA.is_dir():
         pytest.skip("shared data folder absent")
     out = tmp_path / "exp"
-    args = ["--data", f"synthea:{SYNTHEA}", "--out", out, "--seeds", "1", *TINY, "--quiet"]
+    args = ["--data", f"synthea:{SYNTHEA}", "--out", out, "--seeds", "1", *TINY, "--no-plots", "-q"]
     result = _run(app, *args)
     assert result.exit_code == 0, result.output
     res = pd.read_csv(out / "results.csv")
