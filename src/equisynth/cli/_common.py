@@ -9,6 +9,8 @@ import os
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated
 
 import pandas as pd
 import typer
@@ -22,6 +24,21 @@ __all__ = [
     "parse_strategy",
     "setup_logging",
     "stratum_summary",
+]
+
+
+#: Checkpoint options shared by the training commands (``fit``, ``fit-ehr``).
+CheckpointDirOption = Annotated[
+    Path | None,
+    typer.Option("--checkpoint-dir", help="Save training checkpoints in this directory"),
+]
+CheckpointEveryOption = Annotated[
+    int | None,
+    typer.Option("--checkpoint-every", min=1, help="Checkpoint period in training steps"),
+]
+ResumeOption = Annotated[
+    bool,
+    typer.Option("--resume", help="Continue from the newest checkpoint in --checkpoint-dir"),
 ]
 
 

@@ -20,7 +20,13 @@ import numpy as np
 import pandas as pd
 import typer
 
-from equisynth.cli._common import handle_errors, setup_logging
+from equisynth.cli._common import (
+    CheckpointDirOption,
+    CheckpointEveryOption,
+    ResumeOption,
+    handle_errors,
+    setup_logging,
+)
 from equisynth.data.tasks import TASKS
 from equisynth.exceptions import (
     ConfigError,
@@ -187,18 +193,9 @@ def fit_ehr_command(
     ] = 24.0,
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed")] = None,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda")] = "cpu",
-    checkpoint_dir: Annotated[
-        Path | None,
-        typer.Option("--checkpoint-dir", help="Save training checkpoints in this directory"),
-    ] = None,
-    checkpoint_every: Annotated[
-        int | None,
-        typer.Option("--checkpoint-every", min=1, help="Checkpoint period in training steps"),
-    ] = None,
-    resume: Annotated[
-        bool,
-        typer.Option("--resume", help="Continue from the newest checkpoint in --checkpoint-dir"),
-    ] = False,
+    checkpoint_dir: CheckpointDirOption = None,
+    checkpoint_every: CheckpointEveryOption = None,
+    resume: ResumeOption = False,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing model")
     ] = False,

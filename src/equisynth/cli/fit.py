@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from equisynth.cli._common import check_columns, handle_errors, setup_logging
+from equisynth.cli._common import (
+    CheckpointDirOption,
+    CheckpointEveryOption,
+    ResumeOption,
+    check_columns,
+    handle_errors,
+    setup_logging,
+)
 from equisynth.exceptions import ConfigError, OutputExistsError, TrainingInterrupted
 from equisynth.io import atomic_output_dir, check_output_path, read_table, table_format
 from equisynth.manifest import start_run
@@ -39,18 +46,9 @@ def fit_command(
             "--batch-size", min=1, help="Rows per training step and process (torchrun: per rank)"
         ),
     ] = 1024,
-    checkpoint_dir: Annotated[
-        Path | None,
-        typer.Option("--checkpoint-dir", help="Save training checkpoints in this directory"),
-    ] = None,
-    checkpoint_every: Annotated[
-        int | None,
-        typer.Option("--checkpoint-every", min=1, help="Checkpoint period in training steps"),
-    ] = None,
-    resume: Annotated[
-        bool,
-        typer.Option("--resume", help="Continue from the newest checkpoint in --checkpoint-dir"),
-    ] = False,
+    checkpoint_dir: CheckpointDirOption = None,
+    checkpoint_every: CheckpointEveryOption = None,
+    resume: ResumeOption = False,
     streaming: Annotated[
         bool,
         typer.Option(
