@@ -59,21 +59,24 @@ def main() -> None:
                     sel = s[(s.arm == arm) & (s.metric == m) & (s.group == g)]
                     cells.append(cell(sel.iloc[0] if len(sel) else None, ci=False))
             print(f"| {arm} | " + " | ".join(cells) + " |")
-        if a.reference in arms:
-            d = paired_differences(res, reference=a.reference)
-            d = d[d.group == "all"]
+        refs = {arm: _reference(arm, arms, a.reference) for arm in arms}
+        if any(r is not None for r in refs.values()):
             metrics = a.diff_metrics or a.metrics
             print(
-                f"\nPaired differences against `{a.reference}` (mean [95% CI], paired t-test p, Holm p)\n"
+                f"\nPaired differences against `{a.reference}` (of the same grid setting where "
+                "there is one): mean [95% CI], paired t-test p, verdict\n"
             )
-            print("| arm | " + " | ".join(metrics) + " |")
-            print("|---" * (len(metrics) + 1) + "|")
-            for arm in arms:
-                if arm == a.reference:
+            print("| arm | reference | " + " | ".join(metrics) + " |")
+            print("|---" * (len(metrics) + 2) + "|")
+            for arm, ref in refs.items():
+                if ref is None:
                     continue
+                pair = res[res["arm"].isin([arm, ref])]
+                d = paired_differences(pair, reference=ref)
+                d = d[(d.group == "all") & (d.arm == arm)]
                 cells = []
                 for m in metrics:
-                    sel = d[(d.arm == arm) & (d.metric == m)]
+                    sel = d[d.metric == m]
                     if not len(sel):
                         cells.append("n/a")
                         continue
@@ -82,7 +85,14 @@ def main() -> None:
                         f"{r['mean_diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] "
                         f"p={r['p_value']:.2g}, {r['verdict']}"
                     )
-                print(f"| {arm} | " + " | ".join(cells) + " |")
+                print(f"| {arm} | {ref} | " + " | ".join(cells) + " |")
+
+
+def _reference(arm: str, arms: list[str], reference: str) -> str | None:
+    """``reference@setting`` for a grid arm when it exists, else ``reference``; None for itself."""
+    _, sep, setting = arm.partition("@")
+    ref = f"{reference}@{setting}" if sep and f"{reference}@{setting}" in arms else reference
+    return None if ref == arm or ref not in arms else ref
 
 
 if __name__ == "__main__":
