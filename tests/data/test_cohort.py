@@ -279,3 +279,14 @@ def test_malformed_tables_give_equisynth_errors_not_pandas_tracebacks(table, kin
             assert len(c.patients) == c.n_patients
         except EquisynthError as err:
             assert "\n" not in str(err)
+
+
+def test_from_parquet_repairs_a_hand_edited_directory_only_when_asked(tmp_path):
+    path = Cohort(*_tables()).to_parquet(tmp_path / "c")
+    codes = pd.read_parquet(path / "codes.parquet")
+    pd.concat([codes, codes.iloc[[0]]]).to_parquet(path / "codes.parquet", index=False)
+    with pytest.raises(DataError, match="duplicate"):
+        Cohort.from_parquet(path)
+    repaired = Cohort.from_parquet(path, validate="repair")
+    assert len(repaired.codes) == len(codes)
+    assert any("duplicate" in r for r in repaired.repairs)

@@ -182,3 +182,12 @@ def test_load_source_parses_the_cli_value(tmp_path, mimic):
         load_source(f"synthea:{tmp_path / 'missing'}")
     with pytest.raises(InputFileError, match="has no path"):
         load_source("synthea:")
+
+
+def test_load_source_repairs_a_cohort_directory_like_the_raw_loaders(tmp_path, mimic):
+    path = mimic.to_parquet(tmp_path / "c")
+    visits = pd.read_parquet(path / "visits.parquet")
+    pd.concat([visits, visits.iloc[[0]]]).to_parquet(path / "visits.parquet", index=False)
+    assert load_source(f"cohort:{path}").n_visits == 129
+    with pytest.raises(DataError, match="duplicate"):
+        load_source(f"cohort:{path}", validate="raise")

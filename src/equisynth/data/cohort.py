@@ -257,8 +257,12 @@ class Cohort:
         return Path(directory)
 
     @classmethod
-    def from_parquet(cls, directory: str | Path) -> Cohort:
-        """Read a cohort written by :meth:`to_parquet` (validated with ``validate="raise"``)."""
+    def from_parquet(cls, directory: str | Path, *, validate: Validate = "raise") -> Cohort:
+        """Read a cohort written by :meth:`to_parquet`.
+
+        ``validate`` as in the constructor: ``"raise"`` (the default; a directory written by
+        :meth:`to_parquet` always passes) or ``"repair"`` for a directory edited by hand.
+        """
         directory = Path(directory)
         if not directory.is_dir():
             raise InputFileError(
@@ -290,4 +294,4 @@ class Cohort:
                     f"cannot read '{path}' ({type(exc).__name__}); the cohort directory is "
                     "incomplete or damaged, write it again"
                 ) from None
-        return cls(tables["static"], tables["visits"], tables["codes"], validate="raise")
+        return cls(tables["static"], tables["visits"], tables["codes"], validate=validate)

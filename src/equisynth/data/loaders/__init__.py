@@ -36,7 +36,9 @@ SOURCE_KINDS = ("synthea", "mimic3", "cohort")
 
 def load_source(spec: str, *, validate: Validate = "repair") -> Cohort:
     """Load ``"synthea:PATH"``, ``"mimic3:PATH"`` or ``"cohort:PATH"`` (a :meth:`Cohort.to_parquet`
-    directory) with the loader's defaults.
+    directory) with the loader's defaults; ``validate`` is passed to the loader or to
+    :meth:`Cohort.from_parquet` (the CLI uses the default, ``"repair"``, for every kind, so a
+    hand-edited cohort directory is repaired and logged like a raw export).
 
     Raises
     ------
@@ -67,4 +69,4 @@ def load_source(spec: str, *, validate: Validate = "repair") -> Cohort:
         return load_synthea(path, validate=validate)
     if kind == "mimic3":
         return load_mimic3(path, validate=validate)
-    return Cohort.from_parquet(path)
+    return Cohort.from_parquet(path, validate=validate)
