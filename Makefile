@@ -2,8 +2,12 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# A CPU build of torch keeps set-up fast; override with TORCH_SPEC="torch" for a CUDA build.
+# torch is pinned so that set-up stays fast: on the development machine's package mirror
+# torch==2.13.0 is a CPU build on local disk. On plain PyPI (Linux) pip picks a CUDA build of
+# several GB; TORCH_INDEX=https://download.pytorch.org/whl/cpu gets the CPU build from PyTorch's
+# index instead. TORCH_SPEC="torch" takes whatever build pip picks.
 TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
 STAMP := $(VENV)/.equisynth-installed
 
 .PHONY: demo test lint format bench clean chromium
@@ -12,7 +16,7 @@ STAMP := $(VENV)/.equisynth-installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install -q -e '.[dev,plots,ray]'
 	touch $(STAMP)
 

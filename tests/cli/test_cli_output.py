@@ -68,3 +68,10 @@ def test_help_does_not_import_torch():
     code = "import sys, equisynth.cli.app; print('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "False"
+
+
+def test_help_texts_are_printed_verbatim():
+    """Help is plain text: a bracketed extra such as equisynth[ray] must not vanish as markup."""
+    result = runner.invoke(app, ["experiment", "mcrage", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "equisynth[ray]" in result.output

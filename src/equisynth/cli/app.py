@@ -11,6 +11,8 @@ app = typer.Typer(
     help="Fairness-aware synthetic rebalancing of health data.",
     no_args_is_help=True,
     add_completion=False,
+    # Help texts are plain text: with markup on, "pip install 'equisynth[ray]'" lost its "[ray]".
+    rich_markup_mode=None,
 )
 
 for _module in (rebalance, fit, sample, ehr, experiment, evaluate, quality, demo):

@@ -249,7 +249,9 @@ def mcrage_command(
 
 #: The ``experiment`` command group; other experiments add their command to it.
 experiment_app = typer.Typer(
-    help="Reproduce published experiments over many seeds.", no_args_is_help=True
+    help="Reproduce published experiments over many seeds.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 experiment_app.command("mcrage")(mcrage_command)
 
