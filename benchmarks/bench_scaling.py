@@ -20,9 +20,10 @@ Usage::
 
     python benchmarks/bench_scaling.py --out bench_scaling.json [--sizes 10000 100000 1000000]
         [--scratch /tmp/equisynth-bench] [--skip-memory-above 1000000] [--ddp-steps 60]
-        [--epochs 1.0] [--threads 1]
+        [--epochs 1.0] [--threads 1] [--repeat 3]
 
-Prints Markdown tables and writes the raw numbers as JSON to ``--out``
+Every measurement runs ``--repeat`` times (rounds over all measurements); the tables give
+medians. Prints Markdown tables and writes the raw numbers as JSON to ``--out``
 (``python benchmarks/bench_scaling.py report bench_scaling.json`` prints them again).
 """
 
@@ -185,6 +186,7 @@ def main() -> None:
     parser.add_argument("--ddp-steps", type=int, default=60)
     parser.add_argument("--epochs", type=float, default=1.0, help="Passes over the rows")
     parser.add_argument("--threads", type=int, default=1, help="Torch threads per process")
+    parser.add_argument("--repeat", type=int, default=3, help="Runs of every measurement")
     sc = sub.add_parser("scan", help="peak memory of scan_parquet alone on one file")
     sc.add_argument("path", type=Path)
     sc.add_argument("--trace", action="store_true", help="also count live memory (tracemalloc)")
@@ -208,26 +210,25 @@ def main() -> None:
     if not DIABETES.is_file():
         sys.exit(f"skipped: {DIABETES} not found (see ../shared/data/README.md)")
     paths = prepare(args.scratch, args.sizes)
-    results = []
-    for n, path in paths.items():
-        steps = math.ceil(args.epochs * n / BATCH)
-        modes = ["stream"] + (["memory"] if n <= args.skip_memory_above else [])
-        for mode in modes:
-            r = run_child([mode, str(path), "--n-iter", str(steps)])
-            results.append(r)
-            print(f"{mode:>6} {n:>9} rows: {r['seconds']:8.1f} s, {r['cpu_seconds']:8.1f} s CPU, "
-                  f"{r['peak_rss_mb']:7.0f} MiB", flush=True)  # fmt: skip
+    results, ddp = [], []
     mid = paths[sorted(paths)[len(paths) // 2]]
-    ddp = [
-        run_child(["memory", str(mid), "--n-iter", str(args.ddp_steps), "--batch", str(BATCH)]),
-        run_child(
-            ["memory", str(mid), "--n-iter", str(args.ddp_steps), "--batch", str(BATCH // 2)],
-            torchrun=2,
-        ),
-    ]
-    for r in ddp:
-        print(f"ddp: {r['processes']} process(es) x batch {r['batch_per_process']}: "
-              f"{r['train_seconds']:.1f} s training", flush=True)  # fmt: skip
+    for rep in range(args.repeat):  # every measurement once per round, so drifts hit all alike
+        for n, path in paths.items():
+            steps = math.ceil(args.epochs * n / BATCH)
+            modes = ["stream"] + (["memory"] if n <= args.skip_memory_above else [])
+            for mode in modes:
+                r = {**run_child([mode, str(path), "--n-iter", str(steps)]), "repeat": rep}
+                results.append(r)
+                print(f"{rep}: {mode:>6} {n:>9} rows: {r['seconds']:8.1f} s, "
+                      f"{r['cpu_seconds']:8.1f} s CPU, {r['peak_rss_mb']:7.0f} MiB", flush=True)  # fmt: skip
+        for batch, procs in ((BATCH, 0), (BATCH // 2, 2)):
+            r = run_child(
+                ["memory", str(mid), "--n-iter", str(args.ddp_steps), "--batch", str(batch)],
+                torchrun=procs,
+            )
+            ddp.append({**r, "repeat": rep})
+            print(f"{rep}: ddp {r['processes']} process(es) x batch {r['batch_per_process']}: "
+                  f"{r['train_seconds']:.1f} s training", flush=True)  # fmt: skip
     report = {
         "machine": platform.platform(),
         "cpus": os.cpu_count(),
@@ -239,24 +240,49 @@ def main() -> None:
     print_tables(report)
 
 
+def _median(values: list[float]) -> float:
+    import statistics
+
+    return statistics.median(values)
+
+
+def _groups(rows: list[dict], key) -> dict:
+    out: dict = {}
+    for r in rows:
+        out.setdefault(key(r), []).append(r)
+    return out
+
+
 def print_tables(report: dict) -> None:
-    """The Markdown tables of BENCHMARKS.md from a report (also: ``report FILE.json``)."""
-    print("\n| mode | rows | steps | fit wall (s) | fit CPU (s) | training CPU (s) "
-          "| fit CPU s per 1k rows | peak RSS (MiB) |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for r in report["results"]:
-        per = r["cpu_seconds"] / r["rows"] * 1000
-        print(f"| {r['mode']} | {r['rows']:,} | {r['n_iter']} | {r['seconds']:.1f} "
-              f"| {r['cpu_seconds']:.1f} | {r['train_cpu_seconds']:.1f} | {per:.3f} "
-              f"| {r['peak_rss_mb']:.0f} |")  # fmt: skip
-    print("\n| processes x batch | threads each | steps | training wall (s) | rows/s "
+    """The Markdown tables of BENCHMARKS.md from a report (also: ``report FILE.json``).
+
+    Cells are medians over the repeats (``runs``); peak RSS also gives the range.
+    """
+    print("\n| mode | rows | steps | runs | fit wall (s) | fit CPU (s) | training CPU (s) "
+          "| fit CPU s per 1k rows | peak RSS (MiB), median [min, max] |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for (mode, rows), rs in _groups(report["results"], lambda r: (r["mode"], r["rows"])).items():
+        med = {k: _median([r[k] for r in rs]) for k in
+               ("seconds", "cpu_seconds", "train_cpu_seconds", "peak_rss_mb")}  # fmt: skip
+        rss = [r["peak_rss_mb"] for r in rs]
+        print(f"| {mode} | {rows:,} | {rs[0]['n_iter']} | {len(rs)} | {med['seconds']:.1f} "
+              f"| {med['cpu_seconds']:.1f} | {med['train_cpu_seconds']:.1f} "
+              f"| {med['cpu_seconds'] / rows * 1000:.3f} "
+              f"| {med['peak_rss_mb']:.0f} [{min(rss):.0f}, {max(rss):.0f}] |")  # fmt: skip
+    print("\n| processes x batch | threads each | steps | runs | training wall (s) | rows/s "
           "| rank 0 training CPU (s) |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|")
-    for r in report["ddp"]:
-        rows_s = r["n_iter"] * r["batch_per_process"] * r["processes"] / r["train_seconds"]
-        print(f"| {r['processes']} x {r['batch_per_process']} | {r['threads']} | {r['n_iter']} "
-              f"| {r['train_seconds']:.1f} | {rows_s:,.0f} | {r['train_cpu_seconds']:.1f} |")  # fmt: skip
-
-
-if __name__ == "__main__":
-    main()
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    by_procs = _groups(report["ddp"], lambda r: r["processes"])
+    for procs, rs in by_procs.items():
+        wall = _median([r["train_seconds"] for r in rs])
+        rows_s = rs[0]["n_iter"] * rs[0]["batch_per_process"] * procs / wall
+        print(f"| {procs} x {rs[0]['batch_per_process']} | {rs[0]['threads']} | {rs[0]['n_iter']} "
+              f"| {len(rs)} | {wall:.1f} | {rows_s:,.0f} "
+              f"| {_median([r['train_cpu_seconds'] for r in rs]):.1f} |")  # fmt: skip
+    if 1 in by_procs and 2 in by_procs:
+        pairs = zip(by_procs[1], by_procs[2], strict=False)
+        ratios = [a["train_seconds"] / b["train_seconds"] for a, b in pairs]
+        print(
+            f"\nSpeed-up of 2 processes, median of per-round ratios: {_median(ratios):.2f}x "
+            f"(rounds: {', '.join(f'{x:.2f}' for x in ratios)})"
+        )
