@@ -286,3 +286,7 @@ def print_tables(report: dict) -> None:
             f"\nSpeed-up of 2 processes, median of per-round ratios: {_median(ratios):.2f}x "
             f"(rounds: {', '.join(f'{x:.2f}' for x in ratios)})"
         )
+
+
+if __name__ == "__main__":
+    main()
