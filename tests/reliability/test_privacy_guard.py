@@ -21,11 +21,8 @@ from equisynth.io import read_table
 runner = CliRunner()
 
 
-def _with_identical_minority(tmp_path: Path) -> Path:
-    """The (y=1, s=F) stratum is 6 copies of one patient: SMOTE can only copy that patient."""
-    rng = np.random.default_rng(0)
-    n = 60
-    df = pd.DataFrame(
+def _men(rng: np.random.Generator, n: int = 60) -> pd.DataFrame:
+    return pd.DataFrame(
         {
             "x": np.round(rng.normal(50, 10, n), 2),
             "c": rng.choice(["a", "b"], n),
@@ -33,6 +30,11 @@ def _with_identical_minority(tmp_path: Path) -> Path:
             "y": (np.arange(n) % 2).astype(int),
         }
     )
+
+
+def _with_identical_minority(tmp_path: Path) -> Path:
+    """The (y=1, s=F) stratum is 6 copies of one patient: SMOTE can only copy that patient."""
+    df = _men(np.random.default_rng(0))
     minority = pd.DataFrame({"x": [41.5] * 6, "c": ["a"] * 6, "s": ["F"] * 6, "y": [1] * 6})
     majority_f = df.iloc[:30].assign(s="F", y=0)
     path = tmp_path / "in.csv"
@@ -163,3 +165,77 @@ def test_hash_guard_agrees_with_drop_close_copies(rows, extra, n_copied):
     np.testing.assert_array_equal(exact_copy_mask(real, synth), dropped)
     assert exact_copy_mask(real, synth)[: min(n_copied, len(real))].all()
     record("guard: hash vs drop_close_copies", "result")
+
+
+def _with_varied_minority(tmp_path: Path) -> Path:
+    """The (y=1, s=F) stratum has 8 different patients: SMOTE interpolates between them."""
+    rng = np.random.default_rng(1)
+    df = _men(rng)
+    minority = pd.DataFrame(
+        {"x": np.round(rng.normal(45, 8, 8), 2), "c": ["a"] * 8, "s": ["F"] * 8, "y": [1] * 8}
+    )
+    path = tmp_path / "in.csv"
+    pd.concat([df, df.iloc[:30].assign(s="F", y=0), minority], ignore_index=True).to_csv(
+        path, index=False
+    )
+    return path
+
+
+def test_drop_closer_than_removes_exactly_the_rows_within_the_distance(tmp_path, caplog):
+    inp = _with_varied_minority(tmp_path)
+    all_out, zero_out, near_out = (tmp_path / f"{n}.csv" for n in ("all", "zero", "near"))
+    assert _rebalance(inp, all_out, "--method", "smote").exit_code == 0
+    real = read_table(inp)
+    every = read_table(all_out)
+    synth_all = every[every["is_synthetic"]].drop(columns="is_synthetic").reset_index(drop=True)
+    # distance 0 drops the exact copies only, as --drop-copies does
+    assert _rebalance(inp, zero_out, "--method", "smote", "--drop-closer-than", "0").exit_code == 0
+    zero = read_table(zero_out)
+    assert len(zero[zero["is_synthetic"]]) == len(synth_all) - _copies(real, synth_all)
+    # a larger distance drops exactly the rows that drop_close_copies flags at that distance
+    for threshold in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5):
+        _, flagged = drop_close_copies(synth_all, real, threshold=threshold)
+        if 0 < flagged.sum() < len(synth_all):
+            break
+    assert 0 < flagged.sum() < len(synth_all)
+    with caplog.at_level(logging.WARNING):
+        result = _rebalance(
+            inp, near_out, "--method", "smote", "--drop-closer-than", f"{threshold}"
+        )
+    assert result.exit_code == 0, result.output
+    near = read_table(near_out)
+    pd.testing.assert_frame_equal(near[~near["is_synthetic"]].drop(columns="is_synthetic"), real)
+    kept = near[near["is_synthetic"]].drop(columns="is_synthetic").reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept, synth_all[~flagged].reset_index(drop=True))
+    assert f"dropped {int(flagged.sum())} of {len(synth_all)} synthetic rows" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ("--method", "random", "--drop-closer-than", "0.5"),
+            "--drop-closer-than with --method random",
+        ),
+        (("--method", "smote", "--drop-closer-than", "-1"), "finite distance >= 0"),
+        (("--method", "smote", "--drop-closer-than", "inf"), "finite distance >= 0"),
+    ],
+)
+def test_drop_closer_than_refuses_bad_values(tmp_path, extra, message):
+    inp = _with_identical_minority(tmp_path)
+    before = inp.read_bytes()
+    out = tmp_path / "out.csv"
+    result = _rebalance(inp, out, *extra)
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith("error:") and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists() and inp.read_bytes() == before
+
+
+def test_drop_closer_than_zero_equals_drop_copies(tmp_path):
+    inp = _with_identical_minority(tmp_path)  # SMOTE can only copy the minority patient
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert _rebalance(inp, a, "--method", "smote", "--drop-copies").exit_code == 0
+    assert _rebalance(inp, b, "--method", "smote", "--drop-closer-than", "0").exit_code == 0
+    assert a.read_bytes() == b.read_bytes()
+    assert not read_table(b)["is_synthetic"].any()  # every synthetic row was a copy

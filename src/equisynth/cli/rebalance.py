@@ -16,7 +16,7 @@ from equisynth.cli._common import (
     setup_logging,
     stratum_summary,
 )
-from equisynth.cli._copies import check_drop_copies_option, guard_copies
+from equisynth.cli._copies import check_drop_copies_option, drop_near_copies, guard_copies
 from equisynth.exceptions import DataError
 from equisynth.io import check_output_path, read_table, table_format, write_table
 from equisynth.manifest import start_run
@@ -39,11 +39,13 @@ def run_rebalance(
     device: str = "cpu",
     verbose: bool = True,
     drop_copies: bool = False,
+    drop_closer_than: float | None = None,
 ) -> pd.DataFrame:
     """Input rows unchanged and first, then synthetic rows, with a boolean ``is_synthetic``.
 
     Synthetic rows that exactly copy a real row are reported with a warning and removed when
-    ``drop_copies`` (see :mod:`equisynth.cli._copies`).
+    ``drop_copies``; with ``drop_closer_than=D`` every synthetic row within distance ``D`` of a
+    real row is removed (see :mod:`equisynth.cli._copies`).
     """
     from equisynth.resampling import make_resampler, validate_resampling_input
 
@@ -78,7 +80,10 @@ def run_rebalance(
     synth = X_res.loc[mask].copy()
     synth[target] = pd.Series(y_res).to_numpy()[mask]
     synth = synth[list(df.columns)].astype(df.dtypes.to_dict(), errors="ignore")
-    synth = guard_copies(df, synth, drop=drop_copies, method=method)
+    if drop_closer_than is not None:  # includes the exact copies (distance 0)
+        synth = drop_near_copies(df, synth, drop_closer_than)
+    else:
+        synth = guard_copies(df, synth, drop=drop_copies, method=method)
     real = df.copy()
     real["is_synthetic"] = False
     synth["is_synthetic"] = True
@@ -123,6 +128,15 @@ def rebalance_command(
         bool,
         typer.Option("--drop-copies", help="Remove synthetic rows that exactly copy a real row"),
     ] = False,
+    drop_closer_than: Annotated[
+        float | None,
+        typer.Option(
+            "--drop-closer-than",
+            help="Remove synthetic rows within this distance of a real row (robust-scaled "
+            "numeric, one-hot categorical; e.g. the dcr_holdout_p05 that equisynth quality "
+            "reports); exact copies included",
+        ),
+    ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bars or summary")
     ] = False,
@@ -131,7 +145,7 @@ def rebalance_command(
     run = start_run("rebalance", locals())
     seed = run.seed
     setup_logging(quiet)
-    check_drop_copies_option(method, drop_copies)
+    check_drop_copies_option(method, drop_copies, drop_closer_than)
     if method not in ("mcrage", "smote", "random"):
         raise typer.BadParameter(
             f"expected mcrage, smote or random, got {method!r}", param_hint="--method"
@@ -159,6 +173,7 @@ def rebalance_command(
         device=device,
         verbose=not quiet,
         drop_copies=drop_copies,
+        drop_closer_than=drop_closer_than,
     )
     write_table(result, out, overwrite=overwrite)
     run.write(out, inputs=[input])
