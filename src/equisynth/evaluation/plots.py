@@ -256,6 +256,14 @@ def plot_umap(
     return _save(fig, path)
 
 
+def _step_densities(ax, edges: np.ndarray, layers) -> None:
+    """One density step histogram per ``(values, label, color)``; empty or None layers skipped."""
+    for values, label, color in layers:
+        if values is not None and len(values):
+            ax.hist(values, bins=edges, density=True, histtype="step", color=color, label=label,
+                    linewidth=1.1)  # fmt: skip
+
+
 def _density_columns(real: pd.DataFrame, columns: Sequence[str], max_columns: int) -> list[str]:
     """Numeric columns with more than 5 distinct values (density plots of 0/1 codes say little)."""
     out = [c for c in columns if real[c].dropna().nunique() > 5]
@@ -317,21 +325,15 @@ def plot_strata_densities(
             pooled = pd.concat([x for x in (r, g, h) if x is not None and len(x)])
             lo, hi = np.nanpercentile(pooled, [0.5, 99.5]) if len(pooled) else (0, 1)
             edges = np.linspace(lo, hi if hi > lo else lo + 1, bins + 1)
-            for values, label, color in (
-                (r, f"real train ({len(r)})", "tab:blue"),
-                (h, f"real held out ({0 if h is None else len(h)})", "tab:green"),
-                (g, f"synthetic ({len(g)})", "tab:orange"),
-            ):
-                if values is not None and len(values):
-                    ax.hist(
-                        values,
-                        bins=edges,
-                        density=True,
-                        histtype="step",
-                        color=color,
-                        label=label,
-                        linewidth=1.1,
-                    )
+            _step_densities(
+                ax,
+                edges,
+                [
+                    (r, f"real train ({len(r)})", "tab:blue"),
+                    (h, f"real held out ({0 if h is None else len(h)})", "tab:green"),
+                    (g, f"synthetic ({len(g)})", "tab:orange"),
+                ],
+            )
             ax.tick_params(labelsize=6)
             ax.set_yticks([])
             if i == 0:
@@ -455,21 +457,17 @@ def plot_visit_histograms(
             pooled = np.concatenate([real[j], synth[j]] + ([ref[j]] if ref else []))
             hi = np.percentile(pooled, 99) if pooled.size else 1.0
             edges = np.linspace(0.5, max(hi, 1.0) + 0.5, min(bins, int(max(hi, 1))) + 1)
-            for values, label, color in (
-                (real[j], f"real train ({len(real[j])})", "tab:blue"),
-                (None if ref is None else ref[j], "real held out", "tab:green"),
-                (synth[j], f"synthetic ({len(synth[j])})", "tab:orange"),
-            ):
-                if values is not None and values.size:
-                    ax.hist(
-                        np.clip(values, None, edges[-1] - 0.5),
-                        bins=edges,
-                        density=True,
-                        histtype="step",
-                        color=color,
-                        label=label,
-                        linewidth=1.1,
-                    )
+            top = edges[-1] - 0.5  # counts above the last bin are drawn in it
+            held = None if ref is None else np.clip(ref[j], None, top)
+            _step_densities(
+                ax,
+                edges,
+                [
+                    (np.clip(real[j], None, top), f"real train ({len(real[j])})", "tab:blue"),
+                    (held, "real held out", "tab:green"),
+                    (np.clip(synth[j], None, top), f"synthetic ({len(synth[j])})", "tab:orange"),
+                ],
+            )
             ax.tick_params(labelsize=7)
             ax.set_yticks([])
             if i == 0:
